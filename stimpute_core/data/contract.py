@@ -64,9 +64,7 @@ class ContractError(ValueError):
         self.source = source
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(
-            f"{len(self.problems)} problem(s) with the data contract{where}:\n{lines}"
-        )
+        super().__init__(f"{len(self.problems)} problem(s) with the data contract{where}:\n{lines}")
 
 
 def covariate_names(ds: xr.Dataset) -> tuple[list[str], list[str]]:
@@ -112,7 +110,9 @@ def _check_time(ds: xr.Dataset, problems: list[str]) -> None:
         )
     if (t != t.normalize()).any():
         bad = t[t != t.normalize()][0]
-        problems.append(f"coordinate 'time' has {bad} which is not at midnight: expected daily values")
+        problems.append(
+            f"coordinate 'time' has {bad} which is not at midnight: expected daily values"
+        )
     if len(t) > 1 and not t.has_duplicates:
         steps = np.diff(t.values).astype("timedelta64[s]").astype(np.int64)
         if (steps != 86400).any():
@@ -136,7 +136,9 @@ def _check_axis(ds: xr.Dataset, name: str, problems: list[str]) -> None:
         if not (np.all(d > 0) or np.all(d < 0)):
             problems.append(f"coordinate '{name}' is not strictly monotonic")
         elif not np.allclose(d, d[0], rtol=1e-6, atol=1e-3):
-            problems.append(f"coordinate '{name}' is not evenly spaced (steps {d.min():g}..{d.max():g})")
+            problems.append(
+                f"coordinate '{name}' is not evenly spaced (steps {d.min():g}..{d.max():g})"
+            )
 
 
 def _check_range(name: str, var: xr.DataArray, problems: list[str]) -> None:
@@ -168,7 +170,9 @@ def validate(ds: xr.Dataset, *, source: str | None = None, require_observed: boo
     if TARGET not in ds.data_vars:
         problems.append(f"target variable '{TARGET}' is missing: expected {TARGET}(time, y, x)")
     elif ds[TARGET].dims != ("time", "y", "x"):
-        problems.append(f"variable '{TARGET}' has dims {ds[TARGET].dims}: expected ('time', 'y', 'x')")
+        problems.append(
+            f"variable '{TARGET}' has dims {ds[TARGET].dims}: expected ('time', 'y', 'x')"
+        )
 
     _check_time(ds, problems)
     _check_axis(ds, "x", problems)
@@ -200,21 +204,29 @@ def validate(ds: xr.Dataset, *, source: str | None = None, require_observed: boo
             problems.append(f"variable '{LAND_COVER}' has dims {lc.dims}: expected ('y', 'x')")
         vals = np.asarray(lc.values)
         if not np.issubdtype(vals.dtype, np.integer):
-            problems.append(f"variable '{LAND_COVER}' has dtype {vals.dtype}: expected integer IGBP codes")
+            problems.append(
+                f"variable '{LAND_COVER}' has dtype {vals.dtype}: expected integer IGBP codes"
+            )
         if "flag_values" not in lc.attrs or "flag_meanings" not in lc.attrs:
-            problems.append(f"variable '{LAND_COVER}' lacks CF attributes 'flag_values'/'flag_meanings'")
+            problems.append(
+                f"variable '{LAND_COVER}' lacks CF attributes 'flag_values'/'flag_meanings'"
+            )
         else:
             known = set(np.atleast_1d(lc.attrs["flag_values"]).astype(int).tolist())
             present = set(np.unique(vals).astype(int).tolist()) if vals.size else set()
             unknown = sorted(present - known)
             if unknown:
-                problems.append(f"variable '{LAND_COVER}' has codes {unknown} not in its flag_values")
+                problems.append(
+                    f"variable '{LAND_COVER}' has codes {unknown} not in its flag_values"
+                )
 
     if INSITU in ds.data_vars or "station" in ds.dims:
         if INSITU not in ds.data_vars:
             problems.append(f"dimension 'station' present but variable '{INSITU}' is missing")
         elif ds[INSITU].dims != ("station", "time"):
-            problems.append(f"variable '{INSITU}' has dims {ds[INSITU].dims}: expected ('station', 'time')")
+            problems.append(
+                f"variable '{INSITU}' has dims {ds[INSITU].dims}: expected ('station', 'time')"
+            )
         for name in ("station", *STATION_COORDS):
             if name not in ds.coords:
                 problems.append(f"station coordinate '{name}' is missing")

@@ -37,16 +37,27 @@ def parse_region(region: str | Sequence[float]) -> Box:
             raise ValueError(f"region {region!r}: W,S,E,N must be numbers in degrees") from err
     west, south, east, north = (float(v) for v in region)
     if not (west < east and south < north):
-        raise ValueError(f"region box W={west}, S={south}, E={east}, N={north}: expected W < E and S < N")
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= 90 and -90 <= north <= 90):
-        raise ValueError(f"region box {(west, south, east, north)} is outside valid lon/lat degrees")
+        raise ValueError(
+            f"region box W={west}, S={south}, E={east}, N={north}: expected W < E and S < N"
+        )
+    if not (
+        -180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= 90 and -90 <= north <= 90
+    ):
+        raise ValueError(
+            f"region box {(west, south, east, north)} is outside valid lon/lat degrees"
+        )
     return west, south, east, north
 
 
 def data_extent(ds: xr.Dataset) -> Box:
     """(west, south, east, north) in degrees of the cell centres of ``ds``."""
     lon, lat = ds["lon"].values, ds["lat"].values
-    return float(np.nanmin(lon)), float(np.nanmin(lat)), float(np.nanmax(lon)), float(np.nanmax(lat))
+    return (
+        float(np.nanmin(lon)),
+        float(np.nanmin(lat)),
+        float(np.nanmax(lon)),
+        float(np.nanmax(lat)),
+    )
 
 
 def select_region(ds: xr.Dataset, region: str | Sequence[float]) -> xr.Dataset:

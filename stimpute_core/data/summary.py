@@ -1,0 +1,81 @@
+"""A short description of a contract Dataset: what a user wants to know before anything else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .contract import INSITU, LAND_COVER, TARGET, TRUTH, covariate_names, land_cover_classes
+
+
+def describe(ds: xr.Dataset) -> dict[str, Any]:
+    """Grid, period, sparsity, covariates, land-cover mix and stations of ``ds`` as plain values."""
+    t = pd.DatetimeIndex(ds["time"].values)
+    observed = np.isfinite(ds[TARGET].values)
+    x, y = ds["x"].values, ds["y"].values
+    dynamic, static = covariate_names(ds)
+    info: dict[str, Any] = {
+        "grid": {
+            "ny": int(ds.sizes["y"]),
+            "nx": int(ds.sizes["x"]),
+            "dx_m": float(abs(x[1] - x[0])) if len(x) > 1 else None,
+            "dy_m": float(abs(y[1] - y[0])) if len(y) > 1 else None,
+            "crs": ds.attrs.get("crs", "EPSG:6933"),
+            "lon_range": [float(ds["lon"].min()), float(ds["lon"].max())],
+            "lat_range": [float(ds["lat"].min()), float(ds["lat"].max())],
+        },
+        "period": {"start": f"{t[0]:%Y-%m-%d}", "end": f"{t[-1]:%Y-%m-%d}", "days": len(t)},
+        "missing_percent": float(100.0 * (1.0 - observed.mean())),
+        "observed_values": int(observed.sum()),
+        "days_with_observations": int(observed.any(axis=(1, 2)).sum()),
+        "dynamic_covariates": dynamic,
+        "static_covariates": static,
+        "has_truth": TRUTH in ds.data_vars,
+        "stations": int(ds.sizes.get("station", 0)) if INSITU in ds.data_vars else 0,
+    }
+    if LAND_COVER in ds.data_vars:
+        classes = land_cover_classes(ds)
+        codes, counts = np.unique(ds[LAND_COVER].values, return_counts=True)
+        info["land_cover"] = {
+            classes.get(int(c), str(int(c))): int(n) for c, n in zip(codes, counts, strict=True)
+        }
+    return info
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """:func:`describe`'s result as readable text."""
+    g, p = info["grid"], info["period"]
+    lines = [
+        f"grid        {g['ny']} x {g['nx']} cells of {g['dx_m']:.1f} m ({g['crs']})"
+        if g["dx_m"]
+        else f"grid        {g['ny']} x {g['nx']} cells ({g['crs']})",
+        f"extent      lon {g['lon_range'][0]:.4f}..{g['lon_range'][1]:.4f}, "
+        f"lat {g['lat_range'][0]:.4f}..{g['lat_range'][1]:.4f}",
+        f"period      {p['start']} .. {p['end']} ({p['days']} days)",
+        f"missing     {info['missing_percent']:.2f} % of cell-days "
+        f"({info['observed_values']} observed values on {info['days_with_observations']} days)",
+        f"time-varying covariates  {', '.join(info['dynamic_covariates']) or '-'}",
+        f"static covariates        {', '.join(info['static_covariates']) or '-'}",
+        f"truth       {'yes (synthetic)' if info['has_truth'] else 'no'}",
+        f"stations    {info['stations']}",
+    ]
+    if "land_cover" in info:
+        total = sum(info["land_cover"].values())
+        mix = ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in info["land_cover"].items())
+        lines.append(f"land cover  {mix}")
+    return "\n".join(lines)
+
+
+def observed_fraction(ds: xr.Dataset) -> xr.DataArray:
+    """Fraction of days on which each cell is observed: the sparsity map."""
+    frac = np.isfinite(ds[TARGET]).mean("time")
+    return frac.rename("observed_fraction").assign_attrs(long_name="fraction of days observed")
+
+
+def daily_coverage(ds: xr.Dataset) -> pd.Series:
+    """Fraction of cells observed on each day: shows the overpass pattern."""
+    cover = np.isfinite(ds[TARGET].values).mean(axis=(1, 2))
+    return pd.Series(cover, index=pd.DatetimeIndex(ds["time"].values), name="coverage")
