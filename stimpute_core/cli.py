@@ -1,0 +1,208 @@
+"""The ``stimpute`` command line: data preparation and the benchmark.
+
+Every command only calls library functions; errors print one clear message and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__
+from .baselines import BASELINES
+from .data import ContractError, open_dataset, write_netcdf
+from .data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
+from .data.summary import describe, format_description
+from .masks import MASK_KINDS
+
+
+def _eprint(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _cmd_data_demo(args: argparse.Namespace) -> int:
+    cfg = ScenarioConfig(seed=args.seed, start=args.start, end=args.end)
+    t0 = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        _eprint(f"  {msg} ...")
+
+    if args.out is None:
+        path = scenario_path(cfg)
+        if path.is_file():
+            _eprint(f"built-in scenario cached at {path}")
+            return 0
+        _eprint("generating the built-in TxSON scenario (cached for later runs)")
+        load_scenario(cfg, progress=progress)
+        _eprint(f"done in {time.perf_counter() - t0:.1f} s: {path}")
+        return 0
+    _eprint("generating the built-in TxSON scenario")
+    ds = make_scenario(cfg, progress=progress)
+    write_netcdf(ds, args.out)
+    _eprint(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s")
+    print(format_description(describe(ds)))
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    ds = open_dataset(args.file, check=False)
+    info = describe(ds)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_description(info))
+    try:
+        from .data import validate
+
+        validate(ds, source=str(args.file))
+        print("contract    OK")
+    except ContractError as err:
+        print(f"contract    {err}")
+        return 1
+    return 0
+
+
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import markdown_table, run_benchmark, summarise, to_records
+
+    models = _split_list(args.models)
+    unknown = [m for m in models if m not in BASELINES]
+    if unknown:
+        raise ValueError(
+            f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(BASELINES)}"
+        )
+    holdouts = [h.replace("-", "_") for h in _split_list(args.holdout)]
+    bad = [h for h in holdouts if h not in MASK_KINDS]
+    if bad:
+        raise ValueError(
+            f"unknown holdout(s) {', '.join(bad)}: choose from {', '.join(MASK_KINDS)}"
+        )
+    ds = open_dataset(args.data)
+    seeds = list(range(args.seeds))
+    total = len(models) * len(holdouts) * len(seeds)
+    bar = tqdm(total=total, desc="benchmark", unit="run", file=sys.stderr, disable=args.quiet)
+
+    def progress(msg: str) -> None:
+        bar.set_postfix_str(msg.split("] ", 1)[-1])
+        if not msg.startswith("[1/"):
+            bar.update(1)
+
+    t0 = time.perf_counter()
+    results = run_benchmark(
+        ds,
+        models,
+        holdouts,
+        seeds,
+        fraction=args.fraction,
+        test_start=args.test_start,
+        progress=progress,
+    )
+    bar.update(bar.total - bar.n)
+    bar.close()
+    summary = summarise(results)
+    if args.json:
+        payload = {
+            "stimpute_version": __version__,
+            "data": str(args.data),
+            "models": models,
+            "holdouts": holdouts,
+            "seeds": seeds,
+            "fraction": args.fraction,
+            "wall_s": time.perf_counter() - t0,
+            "results": to_records(summary),
+            "runs": to_records(results),
+        }
+        _write_text_atomic(Path(args.json), json.dumps(payload, indent=2, default=str))
+        _eprint(f"wrote {args.json}")
+    print(markdown_table(summary))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``stimpute`` command."""
+    parser = argparse.ArgumentParser(
+        prog="stimpute", description="Gap-filling of sparse satellite soil moisture."
+    )
+    parser.add_argument("--version", action="version", version=f"stimpute {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="prepare and inspect contract Datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    demo = data_sub.add_parser(
+        "demo", help="generate the built-in synthetic TxSON scenario (cached when --out is omitted)"
+    )
+    demo.add_argument("--out", type=Path, help="NetCDF file to write; omit to fill the cache")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--start", default=ScenarioConfig.start, help="first day (YYYY-MM-DD)")
+    demo.add_argument("--end", default=ScenarioConfig.end, help="last day (YYYY-MM-DD)")
+    demo.set_defaults(func=_cmd_data_demo)
+    info = data_sub.add_parser("info", help="describe a contract NetCDF and check it")
+    info.add_argument("file", type=Path)
+    info.add_argument("--json", action="store_true", help="print the description as JSON")
+    info.set_defaults(func=_cmd_data_info)
+
+    bench = sub.add_parser("benchmark", help="the paper's hold-out protocol over several models")
+    bench.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    bench.add_argument(
+        "--models", default=",".join(BASELINES), help=f"comma list of: {', '.join(BASELINES)}"
+    )
+    bench.add_argument(
+        "--holdout",
+        default="time-slice",
+        help="time-slice (whole days, the paper's MNAR), point (MCAR), block or spatial; "
+        "a comma list runs several",
+    )
+    bench.add_argument("--seeds", type=int, default=3, help="number of seeds (hold-out draws)")
+    bench.add_argument(
+        "--fraction", type=float, default=0.2, help="fraction of observations held out"
+    )
+    bench.add_argument(
+        "--test-start", help="first day of the test period (default: last two years)"
+    )
+    bench.add_argument("--json", help="write results to this JSON file")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(func=_cmd_benchmark)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stimpute`` console command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ContractError, ValueError, FileNotFoundError) as err:
+        _eprint(f"stimpute: error: {err}")
+        return 2
+    except KeyboardInterrupt:
+        _eprint("stimpute: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

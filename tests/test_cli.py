@@ -1,0 +1,80 @@
+"""The ``stimpute`` command: data demo/info and the benchmark, including error exits."""
+
+import json
+
+import pytest
+import xarray as xr
+
+from stimpute_core.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "demo.nc"
+    assert (
+        main(["data", "demo", "--out", str(path), "--start", "2018-01-01", "--end", "2020-12-31"])
+        == 0
+    )
+    return path
+
+
+def test_demo_writes_a_contract_file(demo_file, capsys):
+    with xr.open_dataset(demo_file) as ds:
+        assert ds.sizes["time"] == 1096 and ds.sizes["station"] == 40
+    assert main(["data", "info", str(demo_file)]) == 0
+    out = capsys.readouterr().out
+    assert "36 x 36 cells" in out and "2018-01-01 .. 2020-12-31" in out and "contract    OK" in out
+
+
+def test_info_reports_contract_problems(tmp_path, demo_file, capsys):
+    with xr.open_dataset(demo_file) as ds:
+        bad = ds.load()
+    bad["soil_moisture"] = bad["soil_moisture"] * 100  # percent instead of m3/m3
+    bad["soil_moisture"].attrs["units"] = "%"
+    path = tmp_path / "bad.nc"
+    bad.to_netcdf(path, engine="h5netcdf")
+    assert main(["data", "info", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "soil_moisture" in out and "0.0..0.8" in out
+
+
+def test_benchmark_writes_json_and_table(demo_file, tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    code = main(
+        [
+            "benchmark", "--data", str(demo_file), "--models", "mean,linear",
+            "--holdout", "time-slice,point", "--seeds", "2", "--json", str(out_json), "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads(out_json.read_text())
+    records = payload["results"]
+    assert len(records) == 2 * 2 * 2  # models x holdouts x periods
+    for rec in records:
+        assert {"model", "holdout", "period", "mae", "mre", "mae_sd", "fit_s"} <= set(rec)
+        assert rec["n_seeds"] == 2 and rec["mae"] > 0
+    assert {r["period"] for r in records} == {"validation", "test"}
+    test_rec = next(r for r in records if r["period"] == "test")
+    assert test_rec["start"] == "2019-01-01"  # default test period: the last two years
+    table = capsys.readouterr().out
+    assert table.startswith("| model | holdout | period | MAE") and "time-slice" in table
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["data", "info", "missing.nc"], "missing.nc: no such file"),
+        (["benchmark", "--data", "x.nc", "--models", "mean,bogus"], "unknown model(s) bogus"),
+        (["benchmark", "--data", "x.nc", "--holdout", "diagonal"], "unknown holdout(s) diagonal"),
+    ],
+)
+def test_errors_exit_2_with_a_clear_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_not_netcdf_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "notes.nc"
+    path.write_text("not a netcdf file")
+    assert main(["data", "info", str(path)]) == 2
+    assert "cannot be read as NetCDF" in capsys.readouterr().err
