@@ -44,7 +44,11 @@ def main() -> None:
         runs.append(q.get())
         p.join()
     best = min(runs, key=lambda r: r["generate_s"])
-    print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": runs}, indent=2))
+    print(
+        json.dumps(
+            {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": runs}, indent=2
+        )
+    )
     print(
         f"| default scenario (36 x 36 x 2557) | {best['generate_s']:.1f} s | "
         f"{best['write_s']:.1f} s | {best['file_mb']:.0f} MB | "

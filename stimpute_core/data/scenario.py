@@ -243,9 +243,9 @@ def _water_balance(
     porosity = np.clip(0.50 - 0.0018 * (sand - 35) + 0.0012 * (soc - 8), 0.38, 0.50)
     field_cap = np.clip(0.23 + 0.0045 * (clay - 20) - 0.0012 * (sand - 35), 0.19, 0.36)
     residual = np.clip(0.04 + 0.002 * (clay - 20), 0.035, 0.07)
-    drain_rate = np.clip(0.25 + 0.006 * (sand - 35), 0.2, 0.45)  # per day above field capacity
-    layer_mm = 50.0
-    et_depth_mm = 100.0  # evapotranspiration draws from below the sensing depth too
+    drain_rate = np.clip(0.15 + 0.004 * (sand - 35), 0.12, 0.3)  # per day above field capacity
+    layer_mm = 120.0
+    et_depth_mm = 200.0  # evapotranspiration draws from below the sensing depth too
     crop_coef = np.select([lc == 8, lc == 9, lc == 12, lc == 13], [1.15, 1.05, 1.1, 0.6], 1.0)
     interception = np.select([lc == 8, lc == 9, lc == 13], [2.0, 1.2, 0.3], 0.6)  # mm/day
     impervious = np.where(lc == 13, 0.5, 0.0)
@@ -272,7 +272,7 @@ def _water_balance(
         theta = theta - excess
         above = np.clip(theta - field_cap, 0.0, None)
         theta = theta - drain_rate * above
-        stress = np.clip((theta - residual) / (field_cap - residual), 0.0, 1.0)
+        stress = np.clip((theta - residual) / (field_cap - residual), 0.0, 1.0) ** 1.5
         et = crop_coef * pet[t] * stress
         theta = np.clip(theta - et / et_depth_mm, residual, porosity)
         if step >= spin_up:
