@@ -63,8 +63,8 @@ def _grid_image(values: np.ndarray, ds, label: str, clim=None, cmap="viridis") -
         cmap=cmap,
         colorbar=True,
         tools=["hover"],
-        frame_height=320,
-        frame_width=320,
+        height=380,
+        width=450,
         xlabel="longitude (°)",
         ylabel="latitude (°)",
     )
