@@ -76,3 +76,34 @@ class GridBox:
 
 #: The TxSON 36 km cell of EASE-Grid 2.0 (M36 row 100, column 217) as 36 x 36 cells of 1 km.
 TXSON_BOX = GridBox(row0=100 * 36, col0=217 * 36, nrows=36, ncols=36)
+
+
+def box_for_region(west: float, south: float, east: float, north: float) -> GridBox:
+    """The rectangle of 1 km EASE-Grid 2.0 cells whose centres lie in a lon/lat box.
+
+    EASE-Grid 2.0 is cylindrical, so longitude maps to columns and latitude to rows alone.
+    """
+    (x0, x1), (y0, y1) = lonlat_to_xy(np.array([west, east]), np.array([south, north]))
+    c = CELL_SIZE["M01"]
+    col0 = int(np.ceil((x0 - X_UL) / c - 0.5))
+    col1 = int(np.floor((x1 - X_UL) / c - 0.5))
+    row0 = int(np.ceil((Y_UL - y1) / c - 0.5))
+    row1 = int(np.floor((Y_UL - y0) / c - 0.5))
+    if col1 < col0 or row1 < row0:
+        raise ValueError(
+            f"region W={west}, S={south}, E={east}, N={north} holds no 1 km EASE-Grid 2.0 cell centre"
+        )
+    return GridBox(row0=row0, col0=col0, nrows=row1 - row0 + 1, ncols=col1 - col0 + 1)
+
+
+def grid_coords(box: GridBox) -> dict[str, tuple]:
+    """Contract coordinates ``x``, ``y``, ``lat(y, x)`` and ``lon(y, x)`` of ``box``."""
+    x, y = box.coords()
+    xx, yy = np.meshgrid(x, y)
+    lon, lat = xy_to_lonlat(xx, yy)
+    return {
+        "y": ("y", y, {"units": "m", "long_name": "EASE-Grid 2.0 y of cell centre"}),
+        "x": ("x", x, {"units": "m", "long_name": "EASE-Grid 2.0 x of cell centre"}),
+        "lat": (("y", "x"), lat, {"units": "degrees_north"}),
+        "lon": (("y", "x"), lon, {"units": "degrees_east"}),
+    }

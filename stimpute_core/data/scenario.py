@@ -36,7 +36,7 @@ import xarray as xr
 from scipy import ndimage
 
 from .contract import IGBP_CLASSES, validate
-from .grid import CELL_SIZE, EASE2_CRS, TXSON_BOX, GridBox, xy_to_lonlat
+from .grid import CELL_SIZE, EASE2_CRS, TXSON_BOX, GridBox, grid_coords, xy_to_lonlat
 from .io import open_dataset, write_netcdf
 
 #: Bump when the generator changes so stale caches are not reused.
@@ -425,8 +425,6 @@ def make_scenario(
     report("stations")
     st = _stations(rng, times, truth, x, y, cfg.n_stations)
 
-    xx, yy = np.meshgrid(x, y)
-    lon, lat = xy_to_lonlat(xx, yy)
     grid3 = ("time", "y", "x")
     f32 = np.float32
 
@@ -478,10 +476,7 @@ def make_scenario(
         },
         coords={
             "time": times,
-            "y": ("y", y, {"units": "m", "long_name": "EASE-Grid 2.0 y of cell centre"}),
-            "x": ("x", x, {"units": "m", "long_name": "EASE-Grid 2.0 x of cell centre"}),
-            "lat": (("y", "x"), lat, {"units": "degrees_north"}),
-            "lon": (("y", "x"), lon, {"units": "degrees_east"}),
+            **grid_coords(cfg.box),
             "station": ("station", st["station"]),
             "station_lat": ("station", st["station_lat"], {"units": "degrees_north"}),
             "station_lon": ("station", st["station_lon"], {"units": "degrees_east"}),
