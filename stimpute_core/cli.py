@@ -19,6 +19,7 @@ from tqdm import tqdm
 from . import __version__
 from .baselines import BASELINES
 from .data import ContractError, open_dataset, write_netcdf
+from .data.readers import ReaderError
 from .data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from .data.summary import describe, format_description
 from .masks import MASK_KINDS
@@ -80,6 +81,59 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     except ContractError as err:
         print(f"contract    {err}")
         return 1
+    return 0
+
+
+def _print_report(report) -> None:
+    _eprint(report.summary())
+
+
+def _cmd_data_smap(args: argparse.Namespace) -> int:
+    from .data.readers.smap import read_smap_cube
+
+    ds, report = read_smap_cube(
+        args.granules,
+        region=args.region,
+        start=args.start,
+        end=args.end,
+        resolution=args.resolution,
+        quality=args.quality,
+        progress=not args.quiet,
+    )
+    _print_report(report)
+    write_netcdf(ds, args.out)
+    _eprint(f"wrote {args.out}")
+    print(format_description(describe(ds)))
+    return 0
+
+
+def _cmd_data_insitu(args: argparse.Namespace) -> int:
+    from .data.readers.insitu import read_insitu_csv, read_ismn
+
+    depth = {"min_depth": args.min_depth, "max_depth": args.max_depth}
+    if args.path.suffix.lower() == ".csv":
+        ds, report = read_insitu_csv(args.path, start=args.start, end=args.end, **depth)
+    else:
+        ds, report = read_ismn(
+            args.path, network=args.network, start=args.start, end=args.end, **depth
+        )
+    _print_report(report)
+    write_netcdf(ds, args.out)
+    t = ds["time"].values
+    print(
+        f"wrote {args.out}: {ds.sizes['station']} station(s), {str(t[0])[:10]} .. {str(t[-1])[:10]}"
+    )
+    return 0
+
+
+def _cmd_data_build(args: argparse.Namespace) -> int:
+    from .data.readers.build import build_from_recipe
+
+    ds, report = build_from_recipe(args.recipe, progress=lambda m: _eprint(f"  {m} ..."))
+    _print_report(report)
+    write_netcdf(ds, args.out)
+    _eprint(f"wrote {args.out}")
+    print(format_description(describe(ds)))
     return 0
 
 
@@ -166,6 +220,43 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=_cmd_data_info)
 
+    smap = data_sub.add_parser(
+        "smap", help="SPL2SMAP_S granules of a folder -> daily soil_moisture cube (NetCDF)"
+    )
+    smap.add_argument("granules", type=Path, help="folder of SPL2SMAP_S .h5 granules")
+    smap.add_argument("--region", default="txson", help="txson or W,S,E,N in degrees")
+    smap.add_argument("--start", required=True, help="first day (YYYY-MM-DD)")
+    smap.add_argument("--end", required=True, help="last day (YYYY-MM-DD)")
+    smap.add_argument("--resolution", choices=("1km", "3km"), default="1km")
+    smap.add_argument(
+        "--quality",
+        choices=("recommended", "all"),
+        default="recommended",
+        help="recommended: drop cells whose retrieval quality flag bit 0 is set",
+    )
+    smap.add_argument("--out", type=Path, required=True)
+    smap.add_argument("--quiet", action="store_true", help="no progress bar")
+    smap.set_defaults(func=_cmd_data_smap)
+
+    insitu = data_sub.add_parser(
+        "insitu", help="ISMN archive (folder or zip) or TxSON long CSV -> daily station NetCDF"
+    )
+    insitu.add_argument("path", type=Path, help="ISMN folder or .zip, or a .csv")
+    insitu.add_argument("--network", default="TxSON", help="ISMN network (default TxSON)")
+    insitu.add_argument("--min-depth", type=float, default=0.0, help="metres (default 0)")
+    insitu.add_argument("--max-depth", type=float, default=0.05, help="metres (default 0.05)")
+    insitu.add_argument("--start", help="first day (YYYY-MM-DD)")
+    insitu.add_argument("--end", help="last day (YYYY-MM-DD)")
+    insitu.add_argument("--out", type=Path, required=True)
+    insitu.set_defaults(func=_cmd_data_insitu)
+
+    build = data_sub.add_parser(
+        "build", help="merge granules, covariates and stations into one contract Dataset"
+    )
+    build.add_argument("recipe", type=Path, help="TOML recipe (see the README)")
+    build.add_argument("--out", type=Path, required=True)
+    build.set_defaults(func=_cmd_data_build)
+
     bench = sub.add_parser("benchmark", help="the paper's hold-out protocol over several models")
     bench.add_argument("--data", type=Path, required=True, help="contract NetCDF")
     bench.add_argument(
@@ -196,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ContractError, ValueError, FileNotFoundError) as err:
+    except (ContractError, ValueError, FileNotFoundError, ReaderError) as err:
         _eprint(f"stimpute: error: {err}")
         return 2
     except KeyboardInterrupt:
