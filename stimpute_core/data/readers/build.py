@@ -52,6 +52,8 @@ from ..grid import box_for_region
 from ..selection import parse_region
 from .report import LoadReport, ReaderError
 
+_HDF5 = (".h5", ".he5", ".hdf5")
+_NETCDF = (".nc", ".nc4")
 _SECTIONS = {"region", "start", "end", "smap", "sm_36km", "daymet", "static", "insitu"}
 
 
@@ -78,14 +80,18 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     return recipe
 
 
-def _expand(base: Path, spec: str | list[str]) -> list[Path]:
-    """Files named by a path, folder or glob (or a list of them), relative to ``base``."""
+def _expand(base: Path, spec: str | list[str], suffixes: tuple[str, ...]) -> list[Path]:
+    """Files named by a path, folder or glob (or a list of them), relative to ``base``.
+
+    From a folder only files with one of ``suffixes`` are taken, so sidecar files that come with
+    downloads (NSIDC's ``.xml``, say) are not mistaken for bad data files.
+    """
     specs = [spec] if isinstance(spec, str) else list(spec)
     out: list[Path] = []
     for item in specs:
         full = base / item
         if full.is_dir():
-            out += sorted(p for p in full.iterdir() if p.is_file())
+            out += sorted(p for p in full.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         elif any(ch in item for ch in "*?["):
             out += sorted(Path(p) for p in glob.glob(str(full)))
         else:
@@ -117,7 +123,7 @@ def build_from_recipe(
     smap = recipe["smap"]
     report_msg("SMAP/Sentinel-1 granules")
     ds, part = read_smap_cube(
-        _expand(base, smap["granules"]),
+        _expand(base, smap["granules"], _HDF5),
         region=region if isinstance(region, str) else list(region),
         start=start,
         end=end,
@@ -132,7 +138,7 @@ def build_from_recipe(
         report_msg("SMAP L3 36 km")
         sec = recipe["sm_36km"]
         sm36, part = read_sm_36km(
-            _expand(base, sec["files"]), ds, start, end, overpass=sec.get("overpass", "AM")
+            _expand(base, sec["files"], _HDF5), ds, start, end, overpass=sec.get("overpass", "AM")
         )
         merge(part)
         ds["sm_36km"] = sm36
@@ -140,7 +146,7 @@ def build_from_recipe(
     if "daymet" in recipe:
         report_msg("Daymet weather")
         sec = recipe["daymet"]
-        weather, part = read_daymet(_expand(base, sec["files"]), ds, start=start, end=end)
+        weather, part = read_daymet(_expand(base, sec["files"], _NETCDF), ds, start=start, end=end)
         merge(part)
         for name in weather.data_vars:
             ds[name] = weather[name]
