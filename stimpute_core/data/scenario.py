@@ -38,6 +38,7 @@ from scipy import ndimage
 from .contract import IGBP_CLASSES, validate
 from .grid import CELL_SIZE, EASE2_CRS, TXSON_BOX, GridBox, grid_coords, xy_to_lonlat
 from .io import open_dataset, write_netcdf
+from .terrain import slope_aspect
 
 #: Bump when the generator changes so stale caches are not reused.
 GENERATOR_VERSION = 1
@@ -99,10 +100,8 @@ def _static_layers(rng: np.random.Generator, ny: int, nx: int) -> dict[str, np.n
         - 0.4 * (ii / max(nx - 1, 1))
     )
     elevation = _rescale(relief, 355.0, 655.0)
-    dzdy, dzdx = np.gradient(elevation, 1000.0)  # rows run north to south
-    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
-    # Aspect: compass direction the slope faces (downslope), clockwise from north.
-    aspect = (np.degrees(np.arctan2(-dzdx, dzdy)) + 360.0) % 360.0
+    # Rows run north to south, so the northward step is -1000 m.
+    slope, aspect = slope_aspect(elevation, 1000.0, -1000.0)
 
     texture = 0.7 * _smooth_field(rng, (ny, nx), 4) + 0.6 * valley
     clay = _rescale(texture + 0.3 * _smooth_field(rng, (ny, nx), 2), 21.0, 33.0)  # percent
