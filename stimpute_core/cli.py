@@ -101,6 +101,13 @@ def _cmd_data_smap(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     _print_report(report)
+    if not bool(ds["soil_moisture"].notnull().any()):
+        raise ValueError(
+            f"no valid soil moisture for region {args.region} in {args.start}..{args.end}: "
+            f"{ds.attrs['granules_outside_region']} granule(s) outside the region, "
+            f"{ds.attrs['granules_outside_period']} outside the period, "
+            f"{len(report.skipped)} unreadable; nothing written"
+        )
     write_netcdf(ds, args.out)
     _eprint(f"wrote {args.out}")
     print(format_description(describe(ds)))
