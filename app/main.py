@@ -8,13 +8,15 @@ out views.
 
 from __future__ import annotations
 
+import os
+
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
-from stimpute_core.data import select_time
+from stimpute_core.data import open_dataset, select_time
 from stimpute_core.data.scenario import load_scenario
 from stimpute_core.data.summary import (
     daily_coverage,
@@ -27,8 +29,15 @@ pn.extension(sizing_mode="stretch_width", notifications=True)
 hv.extension("bokeh")
 
 
-def _scenario():
-    """The cached built-in scenario, shared by all sessions of this server process."""
+def _dataset():
+    """The Dataset shown, shared by all sessions of this server process.
+
+    ``STIMPUTE_DATA`` (set by whoever starts the server, never by the browser) names a contract
+    NetCDF file; without it the cached built-in TxSON scenario is used.
+    """
+    path = os.environ.get("STIMPUTE_DATA")
+    if path:
+        return pn.state.as_cached(f"stimpute-data-{path}", open_dataset, path=path)
     return pn.state.as_cached("stimpute-default-scenario", load_scenario)
 
 
@@ -124,9 +133,13 @@ class SparsityView(pn.viewable.Viewer):
         )
 
 
+def _title(ds) -> str:
+    return ds.attrs.get("title") or os.path.basename(os.environ.get("STIMPUTE_DATA", "")) or "Data"
+
+
 def create_app() -> pn.template.BootstrapTemplate:
     """The page for one browser session."""
-    area = StudyArea(_scenario())
+    area = StudyArea(_dataset())
     controls = pn.Param(
         area,
         parameters=["window", "day"],
@@ -137,7 +150,7 @@ def create_app() -> pn.template.BootstrapTemplate:
     )
     return pn.template.BootstrapTemplate(
         title="stimpute · sparse soil-moisture workbench",
-        sidebar=[pn.pane.Markdown("### Built-in TxSON scenario"), controls],
+        sidebar=[pn.pane.Markdown(f"### {_title(area.ds)}"), controls],
         main=[SparsityView(area)],
         # Bootstrap rather than Fast: the Fast design always loads a web font, which fails offline.
         header_background="#2b6a99",
