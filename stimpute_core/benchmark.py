@@ -20,9 +20,9 @@ import pandas as pd
 import xarray as xr
 
 from . import masks, metrics
-from .baselines import make_imputer
 from .data.contract import TARGET, TRUTH
 from .data.selection import select_time
+from .models import make_imputer
 
 PERIODS = ("validation", "test")
 
@@ -62,6 +62,7 @@ def run_benchmark(
     *,
     fraction: float = 0.2,
     test_start: str | None = None,
+    st_options: dict | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Run the protocol; one row per (model, holdout, period, seed) with scores and timings.
@@ -69,6 +70,10 @@ def run_benchmark(
     When ``ds`` holds ``soil_moisture_true`` (synthetic data), the truth-based MAE on the same
     held-out entries is reported too (``mae_truth``): held-out observations carry retrieval noise,
     so the observation-based MAE has a floor near the noise level.
+
+    ST-Transformer models get ``st_options`` (``profile``, ``epochs``, ``max_minutes``, ...), the
+    seed, and self-supervised masking of the same kind as the hold-out (whole days for
+    ``time_slice``, random entries otherwise).
     """
     report = progress or (lambda _msg: None)
     split = default_split(ds, test_start)
@@ -91,7 +96,8 @@ def run_benchmark(
             for name in models:
                 done += 1
                 report(f"[{done}/{total}] {name} · {holdout} · seed {seed}")
-                imputer = make_imputer(name)
+                mask_kind = "time_slice" if holdout == "time_slice" else "point"
+                imputer = make_imputer(name, mask_kind=mask_kind, seed=seed, **(st_options or {}))
                 t0 = time.perf_counter()
                 imputer.fit(inputs["validation"])
                 fit_s = time.perf_counter() - t0

@@ -23,6 +23,7 @@ from .data.readers import ReaderError
 from .data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from .data.summary import describe, format_description
 from .masks import MASK_KINDS
+from .models import MODEL_NAMES
 
 
 def _eprint(*args: object) -> None:
@@ -144,6 +145,67 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_bar(quiet: bool):
+    """A tqdm bar over training steps and the callback that drives it."""
+    bar = tqdm(total=1000, desc="training", unit="‰", file=sys.stderr, disable=quiet)
+
+    def callback(p) -> None:
+        bar.n = int(1000 * (1.0 if p.phase == "done" else p.fraction))
+        post = {"epoch": f"{p.epoch}/{p.epochs}"}
+        if p.train_loss is not None:
+            post["loss"] = f"{p.train_loss:.3f}"
+        if p.best_val_mae is not None:
+            post["val MAE"] = f"{p.best_val_mae:.4f}"
+        if p.eta_s is not None:
+            post["eta"] = f"{p.eta_s / 60:.1f} min"
+        bar.set_postfix(post, refresh=False)
+        bar.refresh()
+
+    return bar, callback
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .models.st_transformer.model import STTransformerImputer
+
+    ds = open_dataset(args.data)
+    model = STTransformerImputer(
+        profile=args.profile,
+        spatial=args.spatial,
+        temporal=not args.no_temporal,
+        use_covariates=not args.no_covariates,
+        mask_kind=args.mask.replace("-", "_"),
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        device=args.device,
+    )
+    bar, callback = _training_bar(args.quiet)
+    try:
+        model.fit(ds, callbacks=[callback])
+    finally:
+        bar.close()
+    command = "stimpute " + " ".join(sys.argv[1:]) if args.record_command else None
+    model.save(args.out, command=command)
+    best = min(h["val_mae"] for h in model.history_)
+    _eprint(
+        f"wrote {args.out}: {len(model.history_)} epoch(s), best validation MAE {best:.4f} m³/m³"
+    )
+    return 0
+
+
+def _cmd_impute(args: argparse.Namespace) -> int:
+    from .models.st_transformer.model import STTransformerImputer
+
+    ds = open_dataset(args.data)
+    model = STTransformerImputer.load(args.model, device=args.device)
+    t0 = time.perf_counter()
+    imputed = model.impute(ds)
+    out = ds.assign({imputed.name: imputed})
+    write_netcdf(out, args.out)
+    _eprint(f"imputed {imputed.shape} in {time.perf_counter() - t0:.1f} s; wrote {args.out}")
+    return 0
+
+
 def _split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -152,10 +214,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import markdown_table, run_benchmark, summarise, to_records
 
     models = _split_list(args.models)
-    unknown = [m for m in models if m not in BASELINES]
+    unknown = [m for m in models if m not in MODEL_NAMES]
     if unknown:
         raise ValueError(
-            f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(BASELINES)}"
+            f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(MODEL_NAMES)}"
         )
     holdouts = [h.replace("-", "_") for h in _split_list(args.holdout)]
     bad = [h for h in holdouts if h not in MASK_KINDS]
@@ -181,6 +243,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         seeds,
         fraction=args.fraction,
         test_start=args.test_start,
+        st_options={
+            "profile": args.profile,
+            "epochs": args.epochs,
+            "max_minutes": args.max_minutes,
+        },
         progress=progress,
     )
     bar.update(bar.total - bar.n)
@@ -264,10 +331,42 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, required=True)
     build.set_defaults(func=_cmd_data_build)
 
+    train = sub.add_parser("train", help="train the ST-Transformer on a contract NetCDF")
+    train.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    train.add_argument("--profile", choices=("tiny", "quick", "paper"), default="quick")
+    train.add_argument("--spatial", choices=("swin", "full", "none"), default="swin")
+    train.add_argument("--no-temporal", action="store_true", help="ablation: no temporal attention")
+    train.add_argument("--no-covariates", action="store_true", help="ablation: no covariates")
+    train.add_argument(
+        "--mask", choices=("time-slice", "point"), default="time-slice",
+        help="self-supervised masking: whole days (default) or random entries",
+    )  # fmt: skip
+    train.add_argument("--epochs", type=int, help="default: the profile's")
+    train.add_argument("--max-minutes", type=float, help="training time budget")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
+    train.add_argument(
+        "--record-command", action="store_true", help="store this command line in the checkpoint"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+    impute = sub.add_parser("impute", help="fill a contract NetCDF with a trained checkpoint")
+    impute.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    impute.add_argument("--model", type=Path, required=True, help="checkpoint directory")
+    impute.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    impute.add_argument(
+        "--out", type=Path, required=True, help="NetCDF: the input plus soil_moisture_imputed"
+    )
+    impute.set_defaults(func=_cmd_impute)
+
     bench = sub.add_parser("benchmark", help="the paper's hold-out protocol over several models")
     bench.add_argument("--data", type=Path, required=True, help="contract NetCDF")
     bench.add_argument(
-        "--models", default=",".join(BASELINES), help=f"comma list of: {', '.join(BASELINES)}"
+        "--models",
+        default=",".join(BASELINES),
+        help=f"comma list of: {', '.join(MODEL_NAMES)} (default: the baselines)",
     )
     bench.add_argument(
         "--holdout",
@@ -281,6 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--test-start", help="first day of the test period (default: last two years)"
+    )
+    bench.add_argument(
+        "--profile", choices=("tiny", "quick", "paper"), default="quick", help="ST-Transformer size"
+    )
+    bench.add_argument("--epochs", type=int, help="ST-Transformer epochs (default: the profile's)")
+    bench.add_argument(
+        "--max-minutes", type=float, help="ST-Transformer training time budget per fit"
     )
     bench.add_argument("--json", help="write results to this JSON file")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,186 @@
+"""From a contract Dataset to the ST-Transformer's tensors and back.
+
+- :class:`Normalizer` holds what a checkpoint must remember about the data: the target's mean and
+  standard deviation over the observed training values, the covariate names and order, each
+  covariate's mean and standard deviation, the land-cover classes and the grid spacing.
+- :func:`encode` turns a Dataset into a standardised target cube ``y(T, H, W)`` (NaN where not
+  observed) and a covariate cube ``u(T, H, W, D)``: for each time-varying covariate its
+  standardised value (NaN filled with 0, the mean) and a missing flag; the standardised static
+  fields; the land-cover one-hot. Grids are padded to whole patches (padding is never observed).
+- :func:`window_starts` and :func:`patch_origins` cut the cube into samples (windows of ``T``
+  days, stride ``s``, patches of ``P x P`` cells); :func:`stitch` averages overlapping predictions
+  back onto the cube.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import xarray as xr
+
+from ...data.contract import LAND_COVER, TARGET, covariate_names
+
+
+class IncompatibleDataError(ValueError):
+    """A Dataset does not match what a model was trained on (covariates, units or grid)."""
+
+
+@dataclass
+class Normalizer:
+    """Standardisation and covariate layout learned from the training Dataset."""
+
+    y_mean: float
+    y_std: float
+    dynamic: list[str]
+    static: list[str]
+    dynamic_mean: list[float]
+    dynamic_std: list[float]
+    static_mean: list[float]
+    static_std: list[float]
+    land_cover_classes: list[int]
+    units: dict[str, str]
+    dx: float
+    dy: float
+
+    @property
+    def n_covariates(self) -> int:
+        return 2 * len(self.dynamic) + len(self.static) + len(self.land_cover_classes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalizer:
+        return cls(**d)
+
+    @classmethod
+    def fit(cls, ds: xr.Dataset, *, use_covariates: bool = True) -> Normalizer:
+        """Learn statistics from the observed values and covariates of ``ds``."""
+        y = ds[TARGET].values
+        obs = y[np.isfinite(y)]
+        if obs.size == 0:
+            raise ValueError(f"variable '{TARGET}' has no observed value to learn from")
+        dynamic, static = covariate_names(ds) if use_covariates else ([], [])
+
+        def stats(name: str) -> tuple[float, float]:
+            v = ds[name].values
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                return 0.0, 1.0
+            sd = float(v.std())
+            return float(v.mean()), sd if sd > 0 else 1.0
+
+        dyn = [stats(n) for n in dynamic]
+        sta = [stats(n) for n in static]
+        classes = (
+            sorted(int(c) for c in np.unique(ds[LAND_COVER].values))
+            if use_covariates and LAND_COVER in ds
+            else []
+        )
+        x, yc = ds["x"].values, ds["y"].values
+        return cls(
+            y_mean=float(obs.mean()),
+            y_std=float(obs.std()) or 1.0,
+            dynamic=dynamic,
+            static=static,
+            dynamic_mean=[m for m, _ in dyn],
+            dynamic_std=[s for _, s in dyn],
+            static_mean=[m for m, _ in sta],
+            static_std=[s for _, s in sta],
+            land_cover_classes=classes,
+            units={n: str(ds[n].attrs.get("units", "")) for n in [TARGET, *dynamic, *static]},
+            dx=float(abs(x[1] - x[0])) if len(x) > 1 else 0.0,
+            dy=float(abs(yc[1] - yc[0])) if len(yc) > 1 else 0.0,
+        )
+
+    def check(self, ds: xr.Dataset) -> None:
+        """Raise :class:`IncompatibleDataError` saying what differs between ``ds`` and training."""
+        problems = []
+        dynamic, static = covariate_names(ds)
+        missing = [n for n in self.dynamic + self.static if n not in dynamic + static]
+        if missing:
+            problems.append(f"covariates {missing} used in training are missing")
+        extra = [n for n in dynamic + static if n not in self.dynamic + self.static]
+        if extra and (self.dynamic or self.static):
+            problems.append(f"covariates {extra} were not used in training (drop them)")
+        for name, unit in self.units.items():
+            if name in ds and str(ds[name].attrs.get("units", "")) != unit:
+                problems.append(
+                    f"'{name}' has units '{ds[name].attrs.get('units', '')}', trained with '{unit}'"
+                )
+        x, y = ds["x"].values, ds["y"].values
+        for label, want, coord in (("x", self.dx, x), ("y", self.dy, y)):
+            if (
+                len(coord) > 1
+                and want
+                and not np.isclose(abs(coord[1] - coord[0]), want, rtol=1e-3)
+            ):
+                problems.append(
+                    f"grid spacing in {label} is {abs(coord[1] - coord[0]):.1f} m, trained on {want:.1f} m"
+                )
+        if self.land_cover_classes and LAND_COVER not in ds:
+            problems.append(f"'{LAND_COVER}' used in training is missing")
+        if problems:
+            raise IncompatibleDataError(
+                "the Dataset does not match the model's training data: " + "; ".join(problems)
+            )
+
+
+def padded_size(n: int, patch: int) -> int:
+    return int(np.ceil(n / patch) * patch)
+
+
+def encode(ds: xr.Dataset, norm: Normalizer, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised target ``y(T, H', W')`` with NaN where unobserved and covariates ``u(T, H', W', D)``.
+
+    ``H'``, ``W'`` are the grid padded up to whole patches.
+    """
+    t, h, w = ds[TARGET].shape
+    hp, wp = padded_size(h, patch), padded_size(w, patch)
+    y = np.full((t, hp, wp), np.nan, np.float32)
+    y[:, :h, :w] = (ds[TARGET].values - norm.y_mean) / norm.y_std
+    u = np.zeros((t, hp, wp, norm.n_covariates), np.float32)
+    k = 0
+    for name, mean, sd in zip(norm.dynamic, norm.dynamic_mean, norm.dynamic_std, strict=True):
+        v = ds[name].values
+        finite = np.isfinite(v)
+        u[:, :h, :w, k] = np.where(finite, (v - mean) / sd, 0.0)
+        u[:, :h, :w, k + 1] = (~finite).astype(np.float32)
+        k += 2
+    for name, mean, sd in zip(norm.static, norm.static_mean, norm.static_std, strict=True):
+        v = ds[name].values
+        u[:, :h, :w, k] = np.where(np.isfinite(v), (v - mean) / sd, 0.0)[None]
+        k += 1
+    if norm.land_cover_classes:
+        lc = ds[LAND_COVER].values
+        for code in norm.land_cover_classes:
+            u[:, :h, :w, k] = (lc == code).astype(np.float32)[None]
+            k += 1
+    return y, u
+
+
+def window_starts(n_time: int, window: int, stride: int) -> list[int]:
+    """Start days of windows covering ``0..n_time-1``; the last window ends on the last day."""
+    if n_time <= window:
+        return [0]
+    starts = list(range(0, n_time - window + 1, stride))
+    if starts[-1] != n_time - window:
+        starts.append(n_time - window)
+    return starts
+
+
+def patch_origins(h: int, w: int, patch: int) -> list[tuple[int, int]]:
+    """Top-left corners of the patches tiling a padded ``h x w`` grid."""
+    return [(r, c) for r in range(0, h, patch) for c in range(0, w, patch)]
+
+
+def take(a: np.ndarray, t0: int, r0: int, c0: int, window: int, patch: int) -> np.ndarray:
+    """One sample ``(window, patch*patch, ...)`` of a ``(T, H, W, ...)`` array, padding short time."""
+    part = a[t0 : t0 + window, r0 : r0 + patch, c0 : c0 + patch]
+    if part.shape[0] < window:
+        pad = [(0, window - part.shape[0])] + [(0, 0)] * (part.ndim - 1)
+        part = np.pad(
+            part, pad, constant_values=np.nan if a.dtype.kind == "f" and a.ndim == 3 else 0
+        )
+    return part.reshape(window, patch * patch, *a.shape[3:])

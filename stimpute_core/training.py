@@ -1,0 +1,307 @@
+"""Self-supervised training of the ST-Transformer: samples, masking, the loop, progress and cancel.
+
+The model never sees a value it is scored on. Per sample, a fraction ``p`` drawn from
+``mask_fractions`` (the paper's {0.2, 0.5, 0.8}) of the observed entries is hidden, as whole days
+(``mask_kind="time_slice"``) or random entries (``"point"``), and the L1 loss is taken on the
+hidden entries only. A validation split of observed entries (``val_fraction``, chosen with the
+same kind) is hidden from every training input and scores each epoch; the best weights are kept
+(early stopping with ``patience``). Adam with a cosine learning rate from ``lr`` to ``lr_min``,
+gradient clipping at ``grad_clip``.
+
+Progress goes to ``callbacks``: each is called with a :class:`TrainingProgress` after every step
+and every validation. ``cancel`` is any object with ``is_set()`` (a ``threading.Event``): it is
+checked between steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .models.st_transformer.core import STTransformer
+from .models.st_transformer.data import patch_origins, take, window_starts
+
+
+class TrainingCancelled(RuntimeError):
+    """Training was cancelled before any validation produced usable weights."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How to train (not what to build: that is the network's configuration)."""
+
+    epochs: int = 200
+    batch_size: int = 16
+    batches_per_epoch: int | None = None
+    lr: float = 1e-3
+    lr_min: float = 1e-4
+    grad_clip: float = 5.0
+    patience: int = 40
+    stride: int = 12
+    mask_kind: str = "time_slice"
+    mask_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
+    val_fraction: float = 0.1
+    max_minutes: float | None = None
+    seed: int = 0
+    device: str | None = None
+    amp: bool = True
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["mask_fractions"] = list(self.mask_fractions)
+        return d
+
+
+@dataclass
+class TrainingProgress:
+    """What a callback receives."""
+
+    phase: str  # "train", "validate" or "done"
+    epoch: int
+    epochs: int
+    step: int
+    steps_per_epoch: int
+    train_loss: float | None = None
+    val_mae: float | None = None
+    best_val_mae: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def fraction(self) -> float:
+        total = self.epochs * max(self.steps_per_epoch, 1)
+        return min(1.0, ((self.epoch - 1) * self.steps_per_epoch + self.step) / max(total, 1))
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """CUDA when present (or as asked), else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def hide_entries(
+    observed: np.ndarray, kind: str, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Boolean mask of observed entries of one (T, N) sample to hide: whole days or points."""
+    hidden = np.zeros_like(observed)
+    if kind == "time_slice":
+        days = np.flatnonzero(observed.any(axis=1))
+        if days.size:
+            n = max(1, round(fraction * days.size)) if days.size > 1 else 1
+            chosen = rng.choice(days, size=min(n, days.size), replace=False)
+            hidden[chosen] = observed[chosen]
+    elif kind == "point":
+        idx = np.flatnonzero(observed)
+        if idx.size:
+            n = max(1, round(fraction * idx.size))
+            hidden.flat[rng.choice(idx, size=n, replace=False)] = True
+    else:
+        raise ValueError(f"mask_kind={kind!r}: expected 'time_slice' or 'point'")
+    return hidden
+
+
+class SampleSet:
+    """All (window, patch) samples of an encoded cube."""
+
+    def __init__(self, y: np.ndarray, u: np.ndarray, window: int, stride: int, patch: int):
+        self.y, self.u, self.window, self.patch = y, u, window, patch
+        t, h, w = y.shape
+        self.index = [
+            (t0, r0, c0)
+            for t0 in window_starts(t, window, stride)
+            for r0, c0 in patch_origins(h, w, patch)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def get(self, i: int, *, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Target (T, N) and covariates (T, N, D) of sample ``i``; ``blocked`` cells become NaN."""
+        t0, r0, c0 = self.index[i]
+        y = take(self.y, t0, r0, c0, self.window, self.patch).copy()
+        if blocked is not None:
+            y[take(blocked, t0, r0, c0, self.window, self.patch).astype(bool)] = np.nan
+        return y, take(self.u, t0, r0, c0, self.window, self.patch)
+
+
+def _cosine_lr(step: int, total: int, lr: float, lr_min: float) -> float:
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def train_network(
+    net: STTransformer,
+    samples: SampleSet,
+    val_mask: np.ndarray,
+    settings: TrainingSettings,
+    *,
+    y_std: float,
+    callbacks: Sequence[Callable[[TrainingProgress], None]] = (),
+    cancel=None,
+) -> tuple[list[dict], bool]:
+    """Train ``net`` in place; return the per-epoch history and whether it was cancelled.
+
+    ``val_mask`` (T, H, W) marks observed entries kept out of every training input and used for
+    early stopping (MAE in original units, via ``y_std``).
+    """
+    device = pick_device(settings.device)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    net.to(device)
+    use_amp = settings.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+
+    observed = np.isfinite(samples.y)
+    usable = observed & ~val_mask
+    train_ids = [
+        i
+        for i in range(len(samples))
+        if take(usable, *samples.index[i], samples.window, samples.patch).sum() >= 2
+    ]
+    # Validation windows do not overlap (stride = window): each validation entry counts once.
+    val_samples = SampleSet(samples.y, samples.u, samples.window, samples.window, samples.patch)
+    val_ids = [
+        i
+        for i in range(len(val_samples))
+        if take(val_mask & observed, *val_samples.index[i], samples.window, samples.patch).any()
+    ]
+    if not train_ids:
+        raise ValueError("no training sample holds observed values: the selection is too sparse")
+    bs = settings.batch_size
+    steps = settings.batches_per_epoch or max(1, math.ceil(len(train_ids) / bs))
+    total_steps = settings.epochs * steps
+    history: list[dict] = []
+    best, best_state, bad_epochs = math.inf, None, 0
+    t_start = time.perf_counter()
+    cancelled = False
+    global_step = 0
+
+    def emit(progress: TrainingProgress) -> None:
+        for cb in callbacks:
+            cb(progress)
+
+    def batch(ids: Sequence[int], training: bool):
+        source = samples if training else val_samples
+        ys, us, vis, hid = [], [], [], []
+        for i in ids:
+            y, u = source.get(i, blocked=val_mask if training else None)
+            obs = np.isfinite(y)
+            if training:
+                p = float(rng.choice(settings.mask_fractions))
+                hidden = hide_entries(obs, settings.mask_kind, p, rng)
+            else:
+                t0, r0, c0 = samples.index[i]
+                hidden = (
+                    take(val_mask, t0, r0, c0, samples.window, samples.patch).astype(bool) & obs
+                )
+            ys.append(np.nan_to_num(y))
+            us.append(u)
+            vis.append(obs & ~hidden)
+            hid.append(hidden)
+        to = lambda a, dt=torch.float32: torch.as_tensor(np.stack(a), dtype=dt, device=device)  # noqa: E731
+        return to(ys), to(us), to(vis, torch.bool), to(hid, torch.bool)
+
+    for epoch in range(1, settings.epochs + 1):
+        net.train()
+        order = rng.permutation(train_ids)
+        losses = []
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            if settings.max_minutes and time.perf_counter() - t_start > 60 * settings.max_minutes:
+                break
+            start = ((step - 1) * bs) % len(order)
+            ids = [order[(start + k) % len(order)] for k in range(bs)]
+            y, u, visible, hidden = batch(ids, training=True)
+            if not hidden.any():
+                continue
+            for group in opt.param_groups:
+                group["lr"] = _cosine_lr(global_step, total_steps, settings.lr, settings.lr_min)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                pred, aux = net(y, visible, u if u.shape[-1] else None)
+                loss = (pred.float() - y).abs()[hidden].mean()
+                for extra in aux:
+                    loss = loss + (extra.float() - y).abs()[hidden].mean()
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            global_step += 1
+            losses.append(float(loss.detach()))
+            elapsed = time.perf_counter() - t_start
+            rate = elapsed / global_step
+            remaining = total_steps - global_step
+            if settings.max_minutes:
+                remaining = min(remaining, max(0.0, 60 * settings.max_minutes - elapsed) / rate)
+            emit(
+                TrainingProgress(
+                    "train", epoch, settings.epochs, step, steps, train_loss=float(np.mean(losses)),
+                    best_val_mae=best if best < math.inf else None, elapsed_s=elapsed,
+                    eta_s=remaining * rate, history=history,
+                )
+            )  # fmt: skip
+        val_mae = evaluate(net, val_ids, batch, 2 * bs, device, use_amp, amp_dtype) * y_std
+        improved = val_mae < best
+        if improved:
+            best, bad_epochs = val_mae, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            bad_epochs += 1
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)) if losses else None,
+                "val_mae": val_mae,
+                "elapsed_s": time.perf_counter() - t_start,
+            }
+        )
+        emit(
+            TrainingProgress(
+                "validate", epoch, settings.epochs, steps, steps,
+                train_loss=history[-1]["train_loss"], val_mae=val_mae, best_val_mae=best,
+                elapsed_s=time.perf_counter() - t_start, history=history,
+            )
+        )  # fmt: skip
+        out_of_time = settings.max_minutes and (
+            time.perf_counter() - t_start > 60 * settings.max_minutes
+        )
+        if cancelled or bad_epochs >= settings.patience or out_of_time:
+            break
+    if best_state is None:
+        raise TrainingCancelled("training stopped before any validation: no usable weights")
+    net.load_state_dict(best_state)
+    emit(
+        TrainingProgress(
+            "done", len(history), settings.epochs, steps, steps, val_mae=best, best_val_mae=best,
+            elapsed_s=time.perf_counter() - t_start, eta_s=0.0, history=history,
+        )
+    )  # fmt: skip
+    return history, cancelled
+
+
+@torch.no_grad()
+def evaluate(net, ids, batch, bs, device, use_amp, amp_dtype) -> float:
+    """Mean absolute error (standardised units) on the validation entries of ``ids``."""
+    net.eval()
+    total, count = 0.0, 0
+    for k in range(0, len(ids), bs):
+        y, u, visible, hidden = batch(ids[k : k + bs], training=False)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            pred, _ = net(y, visible, u if u.shape[-1] else None)
+        err = (pred.float() - y).abs()[hidden]
+        total += float(err.sum())
+        count += int(err.numel())
+    return total / count if count else math.inf

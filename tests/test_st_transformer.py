@@ -1,0 +1,268 @@
+"""The ST-Transformer: network shapes, masking rules, stitching, training control, checkpoints."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from stimpute_core import masks, metrics
+from stimpute_core.baselines import MeanImputer
+from stimpute_core.data.scenario import ScenarioConfig, make_scenario
+from stimpute_core.models import MODEL_NAMES, make_imputer
+from stimpute_core.models.st_transformer.core import (
+    Attention,
+    STTransformer,
+    STTransformerConfig,
+    WindowAttention,
+)
+from stimpute_core.models.st_transformer.data import (
+    IncompatibleDataError,
+    Normalizer,
+    encode,
+    window_starts,
+)
+from stimpute_core.models.st_transformer.model import STTransformerImputer
+from stimpute_core.training import SampleSet, TrainingSettings, hide_entries, train_network
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Two years on a 13 x 15 corner of the scenario: odd sizes, two patches each way."""
+    ds = make_scenario(ScenarioConfig(seed=2, start="2019-01-01", end="2020-12-31"))
+    return ds.isel(y=slice(0, 13), x=slice(0, 15))
+
+
+@pytest.fixture(scope="module")
+def trained(small):
+    model = STTransformerImputer(profile="tiny", mask_kind="point", seed=0)
+    return model.fit(small)
+
+
+def _inputs(cfg, b=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = cfg.patch * cfg.patch
+    y = torch.randn(b, cfg.window, n, generator=g)
+    visible = torch.rand(b, cfg.window, n, generator=g) < 0.1
+    u = torch.randn(b, cfg.window, n, cfg.n_covariates, generator=g) if cfg.n_covariates else None
+    return y, visible, u
+
+
+@pytest.mark.parametrize("spatial", ["swin", "full", "none"])
+@pytest.mark.parametrize("readout", ["concat", "deep"])
+def test_network_shapes(spatial, readout):
+    cfg = STTransformerConfig(n_covariates=3, hidden=16, n_layers=2, spatial=spatial, readout=readout, window=24)  # fmt: skip
+    net = STTransformer(cfg)
+    pred, aux = net(*_inputs(cfg))
+    assert pred.shape == (2, 24, 144)
+    assert len(aux) == (1 if readout == "deep" else 0)
+
+
+def test_no_temporal_and_no_covariates_variants():
+    cfg = STTransformerConfig(n_covariates=0, hidden=16, n_layers=1, temporal=False, window=24)
+    pred, _ = STTransformer(cfg)(*_inputs(cfg))
+    assert pred.shape == (2, 24, 144)
+
+
+def test_hidden_values_never_reach_the_network():
+    """Changing a value that is not visible leaves every output unchanged."""
+    cfg = STTransformerConfig(n_covariates=2, hidden=16, n_layers=1, window=24)
+    net = STTransformer(cfg).eval()
+    y, visible, u = _inputs(cfg)
+    with torch.no_grad():
+        a, _ = net(y, visible, u)
+        y2 = torch.where(visible, y, y + 100.0)
+        b, _ = net(y2, visible, u)
+    torch.testing.assert_close(a, b)
+
+
+def test_swin_windows_and_shift_mask():
+    shift0 = WindowAttention(8, 1, patch=12, window=4, shift=0, dropout=0.0)
+    shift2 = WindowAttention(8, 1, patch=12, window=4, shift=2, dropout=0.0)
+    cells = lambda rows, cols: sorted(r * 12 + c for r in rows for c in cols)  # noqa: E731
+    assert sorted(shift0.window_of(0).tolist()) == cells(range(4), range(4))
+    assert sorted(shift2.window_of(2 * 12 + 2).tolist()) == cells(range(2, 6), range(2, 6))
+    # The cyclic shift wraps: cell (0, 0) shares a window with the far corner...
+    assert sorted(shift2.window_of(0).tolist()) == cells([10, 11, 0, 1], [10, 11, 0, 1])
+    # ...but the shift mask keeps cells that were not neighbours from attending to each other.
+    shift2.attn.capture = True
+    shift2(torch.randn(1, 144, 8))
+    pos = int(shift2.inverse[0])
+    weights = shift2.attn.weights[pos // 16, 0, pos % 16]  # (16,) over that window
+    members = shift2.order[pos // 16 * 16 : pos // 16 * 16 + 16].tolist()
+    for cell, w in zip(members, weights.tolist(), strict=True):
+        near = cell // 12 in (0, 1) and cell % 12 in (0, 1)
+        assert (w > 1e-6) == near
+
+
+def test_hide_entries_rules():
+    rng = np.random.default_rng(0)
+    obs = rng.random((72, 144)) < 0.1
+    days = hide_entries(obs, "time_slice", 0.5, rng)
+    assert not (days & ~obs).any()
+    touched = days.any(axis=1)
+    assert (days[touched] == obs[touched]).all()  # whole days
+    assert touched.sum() == round(0.5 * obs.any(axis=1).sum())
+    points = hide_entries(obs, "point", 0.2, rng)
+    assert not (points & ~obs).any() and points.sum() == round(0.2 * obs.sum())
+
+
+def test_validation_entries_never_reach_a_training_input():
+    """Validation entries carry a sentinel; the network must never see it as visible."""
+    rng = np.random.default_rng(1)
+    y = np.where(rng.random((120, 12, 12)) < 0.2, rng.normal(size=(120, 12, 12)), np.nan)
+    y = y.astype(np.float32)
+    val = masks.point_mask(np.isfinite(y), 0.2, seed=3)
+    y[val] = 1e6
+    u = np.zeros((120, 12, 12, 0), np.float32)
+    cfg = STTransformerConfig(n_covariates=0, hidden=8, n_layers=1, window=24)
+    net = STTransformer(cfg)
+    seen = []
+    original = net.forward
+
+    def spy(yb, visible, ub=None):
+        if net.training:
+            seen.append(bool((yb[visible] > 1e5).any()))
+        return original(yb, visible, ub)
+
+    net.forward = spy
+    settings = TrainingSettings(
+        epochs=2, batch_size=4, batches_per_epoch=3, stride=12, mask_kind="point"
+    )
+    train_network(net, SampleSet(y, u, 24, 12, 12), val, settings, y_std=1.0)
+    assert seen and not any(seen)
+
+
+def test_window_starts_cover_every_day():
+    assert window_starts(50, 72, 12) == [0]
+    starts = window_starts(200, 72, 12)
+    assert starts[0] == 0 and starts[-1] == 200 - 72
+    covered = np.zeros(200, bool)
+    for s in starts:
+        covered[s : s + 72] = True
+    assert covered.all()
+
+
+def test_stitching_averages_overlaps_on_odd_grids(small):
+    """A network predicting its window's start day shows exactly how windows are averaged."""
+    model = STTransformerImputer(profile="tiny", impute_stride=24)
+    norm = Normalizer.fit(small)
+    cfg = STTransformerConfig(n_covariates=norm.n_covariates, hidden=8, n_layers=1)
+    model.net_, model.normalizer_ = STTransformer(cfg), norm
+    calls = []
+
+    def fake(y, visible, u=None):
+        calls.append(y.shape[0])
+        return torch.zeros(y.shape), []
+
+    model.net_.forward = fake
+    cube = model.predict_cube(small)
+    assert cube.shape == small.soil_moisture.shape
+    np.testing.assert_allclose(cube, norm.y_mean, rtol=1e-6)  # zero in standard units
+    starts = window_starts(small.sizes["time"], 72, 24)
+    assert sum(calls) == len(starts) * 4  # 13 x 15 is padded to 2 x 2 patches of 12
+
+
+def test_fit_impute_contract_and_passthrough(small, trained):
+    out = trained.impute(small)
+    assert out.shape == small.soil_moisture.shape and out.dims == ("time", "y", "x")
+    assert not np.isnan(out.values).any()
+    obs = np.isfinite(small.soil_moisture.values)
+    np.testing.assert_array_equal(out.values[obs], small.soil_moisture.values[obs])
+    assert out.attrs["model"] == "st-transformer" and "network" in out.attrs["model_settings"]
+    assert trained.history_ and all(np.isfinite(h["val_mae"]) for h in trained.history_)
+
+
+def test_progress_callbacks_and_cancel(small):
+    events, cancel = [], threading.Event()
+
+    def callback(p):
+        events.append(p)
+        if p.phase == "train" and p.step == 2:
+            cancel.set()
+
+    model = STTransformerImputer(profile="tiny", epochs=3, seed=1)
+    model.fit(small, callbacks=[callback], cancel=cancel)
+    assert model.cancelled_ and len(model.history_) == 1
+    train_steps = [e for e in events if e.phase == "train"]
+    assert len(train_steps) == 2  # stopped right after the step that asked for it
+    assert train_steps[0].eta_s is not None and train_steps[0].train_loss is not None
+    assert events[-1].phase == "done" and events[-1].best_val_mae is not None
+    model.impute(small)  # the best weights so far are usable
+
+
+def test_checkpoint_round_trip(tmp_path, small, trained):
+    path = trained.save(tmp_path / "model", command="stimpute train ...")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = STTransformerImputer.load(path)
+    np.testing.assert_allclose(loaded.impute(small).values, trained.impute(small).values)
+    assert loaded.get_params() == trained.get_params()
+    trained.save(path)  # overwriting keeps a complete checkpoint
+    assert STTransformerImputer.load(path).normalizer_.dynamic == trained.normalizer_.dynamic
+
+
+def test_checkpoint_refuses_incompatible_data(small, trained, tmp_path):
+    with pytest.raises(IncompatibleDataError, match=r"covariates.*'prcp'"):
+        trained.impute(small.drop_vars("prcp"))
+    other_units = small.copy()
+    other_units["tmax"] = other_units["tmax"].assign_attrs(units="K")
+    with pytest.raises(IncompatibleDataError, match="'tmax' has units 'K'"):
+        trained.impute(other_units)
+    coarse = small.assign_coords(x=small.x.values[0] + 9008.0 * np.arange(small.sizes["x"]))
+    with pytest.raises(IncompatibleDataError, match="grid spacing in x"):
+        trained.impute(coarse)
+    with pytest.raises(FileNotFoundError, match="not an ST-Transformer checkpoint"):
+        STTransformerImputer.load(tmp_path)
+    path = trained.save(tmp_path / "m")
+    (path / "model.safetensors").write_bytes(b"\x80\x04 pickle, not safetensors")
+    with pytest.raises(ValueError, match="weights"):
+        STTransformerImputer.load(path)
+
+
+def test_attention_maps_sum_to_one(small, trained):
+    att = trained.attention(small, 5, 7, "2019-06-15")
+    assert len(att["days"]) == 72 and att["query"]["row"] == 5
+    for layer in att["layers"]:
+        np.testing.assert_allclose(layer["temporal"].sum(-1), 1.0, rtol=1e-5)
+        assert len(layer["spatial"]) == 2  # two shifted-window blocks
+        for grid in layer["spatial"]:
+            assert grid.shape[1:] == (12, 12)
+            np.testing.assert_allclose(grid.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="not in the Dataset"):
+        trained.attention(small, 0, 0, "2030-01-01")
+
+
+def test_attention_weights_are_probabilities():
+    cfg = STTransformerConfig(n_covariates=0, hidden=8, n_layers=1, spatial="full", window=24)
+    net = STTransformer(cfg)
+    net.set_capture(True)
+    net(*_inputs(cfg))
+    weights = [m.weights for m in net.modules() if isinstance(m, Attention)]
+    assert len(weights) == 2
+    for w in weights:
+        torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)))
+
+
+def test_short_training_beats_the_per_cell_mean():
+    ds = make_scenario(ScenarioConfig(seed=4, start="2018-01-01", end="2019-12-31"))
+    ds = ds.isel(y=slice(0, 12), x=slice(0, 12))
+    hidden = masks.holdout_mask(ds, "point", 0.2, seed=5)
+    inputs = masks.apply_holdout(ds, hidden)
+    model = STTransformerImputer(profile="tiny", mask_kind="point", epochs=8, seed=0).fit(inputs)
+    truth = ds.soil_moisture_true.values
+    st = metrics.mae(model.impute(inputs).values, truth, hidden)
+    mean = metrics.mae(MeanImputer().fit(inputs).impute(inputs).values, truth, hidden)
+    assert st < mean
+
+
+def test_registry_and_encoding(small):
+    assert {"st-transformer", "st-transformer-msa", "st-transformer-nocov"} <= set(MODEL_NAMES)
+    model = make_imputer("st-transformer-nocov", profile="tiny", mask_kind="point", seed=3)
+    assert model.use_covariates is False and model.seed == 3
+    assert make_imputer("st-transformer-msa").spatial == "full"
+    norm = Normalizer.fit(small)
+    y, u = encode(small, norm, 12)
+    assert y.shape == (small.sizes["time"], 24, 24)  # padded to whole patches
+    assert np.isnan(y[:, 13:, :]).all() and np.isnan(y[:, :, 15:]).all()
+    n_classes = len(np.unique(small.land_cover.values))
+    assert u.shape[-1] == 2 * 6 + 7 + n_classes  # value + flag per dynamic, static, one-hot
