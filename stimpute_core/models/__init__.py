@@ -1,4 +1,4 @@
-"""Every imputer by name: the classical baselines and the ST-Transformer with its ablations.
+"""Every imputer by name: baselines, the ST-Transformer with its ablations, and PyPOTS peers.
 
 ``make_imputer(name, **options)`` builds one. Options that only the ST-Transformer understands
 (``profile``, ``mask_kind``, ``seed``, ``epochs``, ``max_minutes``, ``device``) are ignored by the
@@ -21,7 +21,9 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
     "st-transformer-nocov": {"use_covariates": False},
 }
 ST_OPTIONS = ("profile", "mask_kind", "seed", "epochs", "max_minutes", "device", "impute_stride")
-MODEL_NAMES = (*BASELINES, *ST_VARIANTS)
+#: Peers from PyPOTS (optional extra ``peers``), cells as features.
+PEERS = {"saits": "SAITS", "brits": "BRITS"}
+MODEL_NAMES = (*BASELINES, *ST_VARIANTS, *PEERS)
 
 
 def make_imputer(name: str, **options: Any) -> Imputer:
@@ -33,4 +35,9 @@ def make_imputer(name: str, **options: Any) -> Imputer:
 
         chosen = {k: v for k, v in options.items() if k in ST_OPTIONS and v is not None}
         return STTransformerImputer(**ST_VARIANTS[name], **chosen)
+    if name in PEERS:
+        from ..peers import PyPOTSImputer
+
+        epochs = options.get("epochs") or 30
+        return PyPOTSImputer(model=PEERS[name], seed=options.get("seed", 0), epochs=epochs)
     raise ValueError(f"unknown model {name!r}: choose from {', '.join(MODEL_NAMES)}")
