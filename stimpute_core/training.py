@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -52,8 +52,6 @@ class TrainingSettings:
     amp: bool = True
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         d = asdict(self)
         d["mask_fractions"] = list(self.mask_fractions)
         return d

@@ -33,7 +33,7 @@ set; a learned constant is the usual reading).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +60,6 @@ class STTransformerConfig:
     readout: str = "concat"
     spatial_embedding: str = "mlp"
     dropout: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.spatial not in SPATIAL_KINDS:
