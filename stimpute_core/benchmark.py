@@ -64,6 +64,7 @@ def run_benchmark(
     test_start: str | None = None,
     st_options: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    on_result: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Run the protocol; one row per (model, holdout, period, seed) with scores and timings.
 
@@ -74,6 +75,9 @@ def run_benchmark(
     ST-Transformer models get ``st_options`` (``profile``, ``epochs``, ``max_minutes``, ...), the
     seed, and self-supervised masking of the same kind as the hold-out (whole days for
     ``time_slice``, random entries otherwise).
+
+    A model that fails is recorded with its ``error`` and the run goes on; ``on_result`` receives
+    all rows so far after each model (to save partial results of a long run).
     """
     report = progress or (lambda _msg: None)
     split = default_split(ds, test_start)
@@ -98,13 +102,26 @@ def run_benchmark(
                 report(f"[{done}/{total}] {name} · {holdout} · seed {seed}")
                 mask_kind = "time_slice" if holdout == "time_slice" else "point"
                 imputer = make_imputer(name, mask_kind=mask_kind, seed=seed, **(st_options or {}))
-                t0 = time.perf_counter()
-                imputer.fit(inputs["validation"])
-                fit_s = time.perf_counter() - t0
-                for period in PERIODS:
+                try:
                     t0 = time.perf_counter()
-                    pred = imputer.impute(inputs[period]).values
-                    impute_s = time.perf_counter() - t0
+                    imputer.fit(inputs["validation"])
+                    fit_s = time.perf_counter() - t0
+                    preds = {}
+                    for period in PERIODS:
+                        t0 = time.perf_counter()
+                        preds[period] = (
+                            imputer.impute(inputs[period]).values,
+                            time.perf_counter() - t0,
+                        )
+                except Exception as err:  # one failing model must not lose the other results
+                    report(f"{name} · {holdout} · seed {seed} failed: {err}")
+                    for period in PERIODS:
+                        rows.append({"model": name, "holdout": holdout, "period": period,
+                                     "seed": seed, "error": f"{type(err).__name__}: {err}"})  # fmt: skip
+                    if on_result is not None:
+                        on_result(pd.DataFrame(rows))
+                    continue
+                for period, (pred, impute_s) in preds.items():
                     target = periods[period][TARGET].values
                     row = {
                         "model": name,
@@ -121,11 +138,18 @@ def run_benchmark(
                         truth = periods[period][TRUTH].values
                         row["mae_truth"] = metrics.mae(pred, truth, hidden[period])
                     rows.append(row)
+                if on_result is not None:
+                    on_result(pd.DataFrame(rows))
     return pd.DataFrame(rows)
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds per (model, holdout, period), in the order models were run."""
+    """Mean and sd over seeds per (model, holdout, period), in the order models were run.
+
+    Failed runs (rows with an ``error``) are left out; ``n_seeds`` counts the successful ones.
+    """
+    if "error" in results:
+        results = results[results["error"].isna()]
     value_cols = [
         c for c in ("mae", "mre", "rmse", "mae_truth", "fit_s", "impute_s") if c in results
     ]

@@ -231,29 +231,18 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     bar = tqdm(total=total, desc="benchmark", unit="run", file=sys.stderr, disable=args.quiet)
 
     def progress(msg: str) -> None:
+        if not msg.startswith("["):  # a message, not the start of a run
+            bar.write(msg, file=sys.stderr)
+            return
         bar.set_postfix_str(msg.split("] ", 1)[-1])
         if not msg.startswith("[1/"):
             bar.update(1)
 
     t0 = time.perf_counter()
-    results = run_benchmark(
-        ds,
-        models,
-        holdouts,
-        seeds,
-        fraction=args.fraction,
-        test_start=args.test_start,
-        st_options={
-            "profile": args.profile,
-            "epochs": args.epochs,
-            "max_minutes": args.max_minutes,
-        },
-        progress=progress,
-    )
-    bar.update(bar.total - bar.n)
-    bar.close()
-    summary = summarise(results)
-    if args.json:
+
+    def save(results) -> None:
+        if not args.json:
+            return
         payload = {
             "stimpute_version": __version__,
             "data": str(args.data),
@@ -261,12 +250,34 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             "holdouts": holdouts,
             "seeds": seeds,
             "fraction": args.fraction,
+            "st_options": st_options,
             "wall_s": time.perf_counter() - t0,
-            "results": to_records(summary),
+            "results": to_records(summarise(results)),
             "runs": to_records(results),
         }
         _write_text_atomic(Path(args.json), json.dumps(payload, indent=2, default=str))
+
+    st_options = {"profile": args.profile, "epochs": args.epochs, "max_minutes": args.max_minutes}
+    results = run_benchmark(
+        ds,
+        models,
+        holdouts,
+        seeds,
+        fraction=args.fraction,
+        test_start=args.test_start,
+        st_options=st_options,
+        progress=progress,
+        on_result=save,  # partial results survive an interrupted run
+    )
+    bar.update(bar.total - bar.n)
+    bar.close()
+    save(results)
+    if args.json:
         _eprint(f"wrote {args.json}")
+    failed = results[results["error"].notna()] if "error" in results else results.iloc[:0]
+    for _, row in failed.drop_duplicates(["model", "holdout", "seed"]).iterrows():
+        _eprint(f"failed: {row['model']} · {row['holdout']} · seed {row['seed']}: {row['error']}")
+    summary = summarise(results)
     print(markdown_table(summary))
     return 0
 

@@ -198,10 +198,8 @@ def train_network(
                 p = float(rng.choice(settings.mask_fractions))
                 hidden = hide_entries(obs, settings.mask_kind, p, rng)
             else:
-                t0, r0, c0 = samples.index[i]
-                hidden = (
-                    take(val_mask, t0, r0, c0, samples.window, samples.patch).astype(bool) & obs
-                )
+                t0, r0, c0 = source.index[i]
+                hidden = take(val_mask, t0, r0, c0, source.window, source.patch).astype(bool) & obs
             ys.append(np.nan_to_num(y))
             us.append(u)
             vis.append(obs & ~hidden)
@@ -252,7 +250,8 @@ def train_network(
                 )
             )  # fmt: skip
         val_mae = evaluate(net, val_ids, batch, 2 * bs, device, use_amp, amp_dtype) * y_std
-        improved = val_mae < best
+        # Without validation entries (a tiny selection) the latest weights are kept.
+        improved = val_mae < best or not val_ids
         if improved:
             best, bad_epochs = val_mae, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -292,7 +291,7 @@ def train_network(
 
 @torch.no_grad()
 def evaluate(net, ids, batch, bs, device, use_amp, amp_dtype) -> float:
-    """Mean absolute error (standardised units) on the validation entries of ``ids``."""
+    """Mean absolute error (standardised units) on the validation entries of ``ids`` (NaN if none)."""
     net.eval()
     total, count = 0.0, 0
     for k in range(0, len(ids), bs):
@@ -302,4 +301,4 @@ def evaluate(net, ids, batch, bs, device, use_amp, amp_dtype) -> float:
         err = (pred.float() - y).abs()[hidden]
         total += float(err.sum())
         count += int(err.numel())
-    return total / count if count else math.inf
+    return total / count if count else math.nan

@@ -58,6 +58,20 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+#: Checkpoints shipped with the package, trained by ``stimpute train`` on the built-in scenario.
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+DEFAULT_PRETRAINED = "txson-quick"
+
+
+def pretrained_path(name: str = DEFAULT_PRETRAINED) -> Path:
+    """Folder of a shipped checkpoint (see ``stimpute_core/pretrained/``)."""
+    path = PRETRAINED_DIR / name
+    if not path.is_dir():
+        known = sorted(p.name for p in PRETRAINED_DIR.iterdir()) if PRETRAINED_DIR.is_dir() else []
+        raise FileNotFoundError(
+            f"no shipped checkpoint {name!r}; shipped: {', '.join(known) or 'none'}"
+        )
+    return path
 
 
 class STTransformerImputer(Imputer):
