@@ -147,10 +147,13 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
 def _training_bar(quiet: bool):
     """A tqdm bar over training steps and the callback that drives it."""
-    bar = tqdm(total=1000, desc="training", unit="‰", file=sys.stderr, disable=quiet)
+    bar = tqdm(
+        total=1000, desc="training", file=sys.stderr, disable=quiet,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+    )  # fmt: skip
 
     def callback(p) -> None:
-        bar.n = int(1000 * (1.0 if p.phase == "done" else p.fraction))
+        bar.n = int(1000 * p.fraction)
         post = {"epoch": f"{p.epoch}/{p.epochs}"}
         if p.train_loss is not None:
             post["loss"] = f"{p.train_loss:.3f}"

@@ -75,6 +75,11 @@ class TrainingProgress:
 
     @property
     def fraction(self) -> float:
+        """Share of the work done: by time when an ETA is known (time budgets, early stops)."""
+        if self.phase == "done":
+            return 1.0
+        if self.eta_s is not None and self.elapsed_s > 0:
+            return self.elapsed_s / (self.elapsed_s + self.eta_s)
         total = self.epochs * max(self.steps_per_epoch, 1)
         return min(1.0, ((self.epoch - 1) * self.steps_per_epoch + self.step) / max(total, 1))
 

@@ -190,6 +190,7 @@ def test_progress_callbacks_and_cancel(small):
     assert len(train_steps) == 2  # stopped right after the step that asked for it
     assert train_steps[0].eta_s is not None and train_steps[0].train_loss is not None
     assert events[-1].phase == "done" and events[-1].best_val_mae is not None
+    assert all(0.0 <= e.fraction <= 1.0 for e in events) and events[-1].fraction == 1.0
     model.impute(small)  # the best weights so far are usable
 
 
@@ -278,3 +279,17 @@ def test_training_is_repeatable_on_cpu(small):
     ):
         torch.testing.assert_close(wa, wb, msg=name)
     assert a.history_[0]["val_mae"] == b.history_[0]["val_mae"]
+
+
+def test_shipped_checkpoint_fits_the_builtin_scenario():
+    from stimpute_core.models.st_transformer.model import pretrained_path
+
+    model = STTransformerImputer.load(pretrained_path())
+    assert model.profile == "quick" and model.net_.cfg.spatial == "swin"
+    ds = make_scenario(ScenarioConfig(start="2021-01-01", end="2021-06-30"))
+    out = model.impute(ds)
+    assert not np.isnan(out.values).any()
+    gaps = ~np.isfinite(ds.soil_moisture.values)
+    mean = MeanImputer().fit(ds).impute(ds).values
+    truth = ds.soil_moisture_true.values
+    assert metrics.mae(out.values, truth, gaps) < metrics.mae(mean, truth, gaps)

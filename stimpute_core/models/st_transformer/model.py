@@ -248,6 +248,7 @@ class STTransformerImputer(Imputer):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the checkpoint from other users
         try:
             save_file(
                 {k: v.contiguous() for k, v in self.net_.state_dict().items()}, tmp / WEIGHTS_FILE
