@@ -61,11 +61,6 @@ class Imputer(ABC):
         return f"{type(self).__name__}({args})"
 
 
-def observed(ds: xr.Dataset) -> np.ndarray:
-    """Boolean (time, y, x) array: where the target is observed."""
-    return np.isfinite(ds[TARGET].values)
-
-
 def as_output(ds: xr.Dataset, values: np.ndarray, imputer: Imputer) -> xr.DataArray:
     """Wrap ``values`` as the contract output for ``ds``, passing observed values through."""
     target = ds[TARGET]

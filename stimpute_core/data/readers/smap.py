@@ -119,6 +119,12 @@ def _attr_text(value: object) -> str:
     return str(value).strip().strip("\x00").strip()
 
 
+def _file_date(f, path) -> pd.Timestamp:
+    """The day of a file: from its name, else from its ``Metadata`` attributes."""
+    date = granule_date_from_name(path)
+    return date if date is not None else _metadata_date(f, path)
+
+
 def _metadata_date(f: h5py.File, path: str) -> pd.Timestamp:
     """UTC day of ``Metadata/Extent`` attribute ``rangeBeginningDateTime``."""
     extent = f.get("Metadata/Extent")
@@ -303,9 +309,7 @@ def _read_granule(
     f = _open(path)
     try:
         with f:
-            date = granule_date_from_name(path)
-            if date is None:
-                date = _metadata_date(f, path)
+            date = _file_date(f, path)
             if period is not None and not (period[0] <= date <= period[1]):
                 raise _Skip("period")
 
@@ -579,9 +583,7 @@ def read_spl3smp(
     f = _open(path)
     try:
         with f:
-            date = granule_date_from_name(path)
-            if date is None:
-                date = _metadata_date(f, path)
+            date = _file_date(f, path)
             for name in passes:
                 sfx = "_pm" if name == "PM" else ""
                 group = _group(f, f"Soil_Moisture_Retrieval_Data_{name}", path)
