@@ -1,160 +1,135 @@
 """stimpute workbench: ``panel serve app/``.
 
-This first version opens the built-in TxSON scenario and shows its sparsity: the data summary, the
-map of how often each cell is observed, the daily coverage over time (the overpass pattern) and
-the observations of a chosen day. All data logic lives in ``stimpute_core``; this file only lays
-out views.
+From a study area to an imputed, validated and explained soil-moisture record, without code:
+pick data and a region, see its sparsity, load or train a model in the background, compare the
+imputation with the observations, the truth (synthetic data) and the TxSON stations, look at
+attention and error by land cover, and export. The page only lays out views; the session state
+is in ``workbench/state.py`` and all the science in ``stimpute_core``.
 """
 
 from __future__ import annotations
 
-import os
-
 import holoviews as hv
-import numpy as np
-import pandas as pd
 import panel as pn
-import param
 
-from stimpute_core.data import open_dataset, select_time
-from stimpute_core.data.scenario import load_scenario
-from stimpute_core.data.summary import (
-    daily_coverage,
-    describe,
-    format_description,
-    observed_fraction,
+from workbench.state import Workbench, default_dataset
+from workbench.views import (
+    AttentionView,
+    DataView,
+    ExportView,
+    FieldsView,
+    LandCoverView,
+    ModelView,
+    SparsityView,
+    ValidationView,
+    notify_errors,
 )
 
-pn.extension(sizing_mode="stretch_width", notifications=True)
+pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 hv.extension("bokeh")
 
-
-def _dataset():
-    """The Dataset shown, shared by all sessions of this server process.
-
-    ``STIMPUTE_DATA`` (set by whoever starts the server, never by the browser) names a contract
-    NetCDF file; without it the cached built-in TxSON scenario is used.
-    """
-    path = os.environ.get("STIMPUTE_DATA")
-    if path:
-        return pn.state.as_cached(f"stimpute-data-{path}", open_dataset, path=path)
-    return pn.state.as_cached("stimpute-default-scenario", load_scenario)
-
-
-class StudyArea(param.Parameterized):
-    """The Dataset and the chosen time window and day."""
-
-    window = param.DateRange(doc="Time window shown in every view")
-    day = param.CalendarDate(doc="Day shown in the observation map")
-
-    def __init__(self, ds, **params):
-        self.ds = ds
-        times = pd.DatetimeIndex(ds["time"].values)
-        bounds = (times[0].to_pydatetime(), times[-1].to_pydatetime())
-        self.param.window.bounds = bounds
-        self.param.day.bounds = (times[0].date(), times[-1].date())
-        params.setdefault("window", bounds)
-        observed_days = times[np.isfinite(ds["soil_moisture"].values).any(axis=(1, 2))]
-        params.setdefault("day", (observed_days[0] if len(observed_days) else times[0]).date())
-        super().__init__(**params)
-
-    @param.depends("window")
-    def selection(self):
-        start, end = self.window
-        return select_time(self.ds, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}")
-
-
-def _grid_image(values: np.ndarray, ds, label: str, clim=None, cmap="viridis") -> hv.QuadMesh:
-    lon = ds["lon"].values[0, :]
-    lat = ds["lat"].values[:, 0]
-    mesh = hv.QuadMesh((lon, lat, values), kdims=["lon", "lat"], vdims=[label])
-    opts = dict(
-        cmap=cmap,
-        colorbar=True,
-        tools=["hover"],
-        height=380,
-        width=450,
-        xlabel="longitude (°)",
-        ylabel="latitude (°)",
-    )
-    if clim is not None:
-        opts["clim"] = clim
-    return mesh.opts(**opts)
-
-
-class SparsityView(pn.viewable.Viewer):
-    """Observed fraction per cell, daily coverage over time and one day's observations."""
-
-    def __init__(self, area: StudyArea, **params):
-        super().__init__(**params)
-        self.area = area
-
-    @param.depends("area.window")
-    def _fraction_map(self):
-        sel = self.area.selection()
-        frac = observed_fraction(sel).values
-        return _grid_image(frac, sel, "observed fraction").opts(title="Fraction of days observed")
-
-    @param.depends("area.window")
-    def _coverage(self):
-        cover = daily_coverage(self.area.selection())
-        curve = hv.Spikes((cover.index, 100 * cover.values), "time", "cells observed (%)")
-        return curve.opts(
-            title="Daily coverage (overpass pattern)",
-            height=240,
-            responsive=True,
-            color="#1f77b4",
-            tools=["hover"],
-        )
-
-    @param.depends("area.day")
-    def _day_map(self):
-        ds = self.area.ds
-        day = pd.Timestamp(self.area.day)
-        values = ds["soil_moisture"].sel(time=day).values
-        n = int(np.isfinite(values).sum())
-        return _grid_image(
-            values, ds, "soil moisture (m³/m³)", clim=(0.0, 0.45), cmap="YlGnBu"
-        ).opts(title=f"Observations on {day:%Y-%m-%d} ({n} cells)")
-
-    @param.depends("area.window")
-    def _summary(self):
-        text = format_description(describe(self.area.selection()))
-        return pn.pane.Markdown(f"```text\n{text}\n```")
-
-    def __panel__(self):
-        return pn.Column(
-            pn.Row(
-                pn.pane.HoloViews(self._fraction_map, sizing_mode="fixed"),
-                pn.pane.HoloViews(self._day_map, sizing_mode="fixed"),
-            ),
-            pn.pane.HoloViews(self._coverage),
-            self._summary,
-        )
-
-
-def _title(ds) -> str:
-    return ds.attrs.get("title") or os.path.basename(os.environ.get("STIMPUTE_DATA", "")) or "Data"
+POLL_MS = 400
+ABOUT = """
+**stimpute** fills the gaps of sparse SMAP/Sentinel-1 1 km soil moisture with the Spatiotemporal
+Transformer of Yao, Huang and Zhu (2023), and shows how far to trust the result. Scores use a
+fixed hold-out: 20 % of the observed days, hidden from every method.
+"""
 
 
 def create_app() -> pn.template.BootstrapTemplate:
     """The page for one browser session."""
-    area = StudyArea(_dataset())
-    controls = pn.Param(
-        area,
-        parameters=["window", "day"],
-        widgets={
-            "window": pn.widgets.DatetimeRangePicker,
-        },
-        show_name=False,
+    label, ds = default_dataset()
+    wb = Workbench(ds, label=label)
+    data = DataView(wb)
+    model = ModelView(wb)
+    views = {
+        "Data & region": data,
+        "Sparsity": SparsityView(wb),
+        "Model": model,
+        "Imputed fields": FieldsView(wb),
+        "Validation (TxSON)": ValidationView(wb),
+        "Land cover": LandCoverView(wb),
+        "Attention": AttentionView(wb),
+        "Export": ExportView(wb),
+    }
+    # Not dynamic: a hidden dynamic tab keeps detached models, and updating them (the job
+    # status, say) makes Panel point their stylesheets at its CDN, which fails offline.
+    tabs = pn.Tabs(*views.items(), sizing_mode="stretch_width")
+
+    load = pn.widgets.Button(name="Load data", button_type="primary")
+    load.on_click(notify_errors(lambda _e: wb.load_source(wb.source)))
+    refresh = pn.widgets.Button(name="↻", width=40)
+    refresh.on_click(notify_errors(lambda _e: wb.refresh_sources()))
+    window = pn.widgets.DateRangeSlider(
+        name="Time window",
+        start=wb.param.window.bounds[0],
+        end=wb.param.window.bounds[1],
+        value=wb.window,
+        format="%Y-%m-%d",
     )
-    return pn.template.BootstrapTemplate(
+
+    @notify_errors
+    def _window(event) -> None:
+        try:
+            wb.set_window(*event.new)
+        except Exception:
+            window.value = wb.window
+            raise
+
+    window.param.watch(_window, "value_throttled")
+
+    def _data_changed(_event) -> None:
+        window.param.update(
+            start=wb.param.window.bounds[0], end=wb.param.window.bounds[1], value=wb.window
+        )
+
+    wb.param.watch(_data_changed, "data_version")
+    job_line = pn.pane.Markdown("", sizing_mode="stretch_width")
+
+    def poll() -> None:
+        snap = wb.poll()
+        model.update(snap)
+        while wb.notifications:
+            level, text = wb.notifications.pop(0)
+            if pn.state.notifications is not None:
+                getattr(pn.state.notifications, level)(text, duration=6000)
+        if snap is None:
+            job_line.object = ""
+        else:
+            pct = 100 * (snap["fraction"] or 0)
+            job_line.object = (
+                f"{snap['name']}: {snap['status']} ({pct:.0f} %) {snap['message'] or ''}"
+            )
+
+    sidebar = [
+        pn.pane.Markdown("### Data"),
+        pn.Row(pn.widgets.Select.from_param(wb.param.source, name=""), refresh),
+        load,
+        pn.pane.Markdown("### Region (lon/lat, snapped to cells)"),
+        data.controls(),
+        pn.pane.Markdown("### Time"),
+        window,
+        pn.widgets.DatePicker.from_param(wb.param.day, name="Day"),
+        pn.pane.Markdown("### Model"),
+        model.controls(),
+        job_line,
+        pn.pane.Markdown(ABOUT),
+    ]
+    template = pn.template.BootstrapTemplate(
         title="stimpute · sparse soil-moisture workbench",
-        sidebar=[pn.pane.Markdown(f"### {_title(area.ds)}"), controls],
-        main=[SparsityView(area)],
+        sidebar=sidebar,
+        main=[tabs],
         # Bootstrap rather than Fast: the Fast design always loads a web font, which fails offline.
         header_background="#2b6a99",
+        sidebar_width=330,
     )
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.add_periodic_callback(poll, period=POLL_MS)
+        pn.state.on_session_destroyed(lambda _ctx: wb.close())
+        # The shipped checkpoint is loaded at once so the imputation views work immediately.
+        pn.state.onload(notify_errors(lambda: wb.load_checkpoint()))
+    template.workbench = wb  # for tests and debugging
+    return template
 
 
 create_app().servable()

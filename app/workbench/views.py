@@ -1,0 +1,631 @@
+"""The workbench's views: one ``pn.viewable.Viewer`` per tab, all reading one :class:`Workbench`.
+
+Callbacks only call the state object (which calls ``stimpute_core``); an error in one is shown
+as a notification and leaves the page as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter
+
+from stimpute_core.data import TARGET, TRUTH
+from stimpute_core.data.summary import (
+    daily_coverage,
+    describe,
+    format_description,
+    observed_fraction,
+)
+from stimpute_core.metrics import UBRMSD_TARGET
+from stimpute_core.validation import station_nests
+
+from . import plots
+from .state import Workbench
+
+
+def notify_errors(fn):
+    """Run a callback; show any error as a notification instead of breaking the page."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            if pn.state.notifications is not None:
+                pn.state.notifications.error(str(err), duration=8000)
+            return None
+
+    return wrapper
+
+
+def _table(frame: pd.DataFrame, **kwargs) -> pn.widgets.Tabulator:
+    """A read-only table with four decimals for the float columns."""
+    floats = frame.select_dtypes("float").columns
+    return pn.widgets.Tabulator(
+        frame,
+        show_index=False,
+        disabled=True,
+        formatters={c: NumberFormatter(format="0.0000") for c in floats},
+        **kwargs,
+    )
+
+
+class _View(pn.viewable.Viewer):
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(**params)
+        self.wb = wb
+
+
+class DataView(_View):
+    """The data summary, the region map (draw a box to select) and typed region bounds."""
+
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(wb, **params)
+        w, s, e, n = wb.region
+        self.west = pn.widgets.FloatInput(name="West (°)", value=w, step=0.01, format="0.0000")
+        self.south = pn.widgets.FloatInput(name="South (°)", value=s, step=0.01, format="0.0000")
+        self.east = pn.widgets.FloatInput(name="East (°)", value=e, step=0.01, format="0.0000")
+        self.north = pn.widgets.FloatInput(name="North (°)", value=n, step=0.01, format="0.0000")
+        self.apply = pn.widgets.Button(name="Apply region", button_type="primary")
+        self.reset = pn.widgets.Button(name="Whole area")
+        self.apply.on_click(notify_errors(lambda _e: self._apply()))
+        self.reset.on_click(notify_errors(lambda _e: self.wb.reset_region()))
+        wb.param.watch(self._sync_inputs, "region")
+        self.bounds = hv.streams.BoundsXY(bounds=None)
+        self.bounds.add_subscriber(notify_errors(self._drawn))
+
+    def _sync_inputs(self, event) -> None:
+        for widget, value in zip(
+            (self.west, self.south, self.east, self.north), event.new, strict=True
+        ):
+            widget.value = round(float(value), 4)
+
+    def _apply(self) -> None:
+        self.wb.set_region(self.west.value, self.south.value, self.east.value, self.north.value)
+
+    def _drawn(self, bounds) -> None:
+        if bounds is None:
+            return
+        x0, y0, x1, y1 = bounds
+        if abs(x1 - x0) < 1e-6 or abs(y1 - y0) < 1e-6:
+            return
+        self.wb.set_region(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+    def controls(self) -> pn.Column:
+        return pn.Column(
+            pn.Row(self.west, self.east),
+            pn.Row(self.south, self.north),
+            pn.Row(self.apply, self.reset),
+        )
+
+    @param.depends("wb.data_version")
+    def _area_map(self):
+        ds = self.wb.ds
+        frac = observed_fraction(ds).values
+        mesh = plots.grid_map(
+            ds, frac, "observed fraction", title="Whole data: drag a box to select a region"
+        )
+        mesh = mesh.opts(tools=["hover", "box_select"], active_tools=["box_select"])
+        self.bounds.source = mesh
+        stations = station_nests(ds)
+        overlay = mesh
+        if not stations.empty:
+            overlay = overlay * plots.station_points(stations, size=6)
+        return overlay
+
+    @param.depends("wb.region")
+    def _outline(self):
+        return plots.box_outline(*self.wb.region)
+
+    @param.depends("wb.data_version", "wb.region", "wb.window")
+    def _summary(self):
+        text = format_description(describe(self.wb.selection()))
+        w, s, e, n = self.wb.region
+        start, end = self.wb.window
+        return pn.pane.Markdown(
+            f"**Selection**: W {w:.4f}, S {s:.4f}, E {e:.4f}, N {n:.4f} (cell centres), "
+            f"{start:%Y-%m-%d} to {end:%Y-%m-%d}\n\n```text\n{text}\n```"
+        )
+
+    def __panel__(self):
+        area = hv.DynamicMap(self._area_map) * hv.DynamicMap(self._outline)
+        return pn.Row(
+            pn.pane.HoloViews(area, sizing_mode="fixed", linked_axes=False),
+            pn.Column(self._summary, sizing_mode="stretch_width"),
+        )
+
+
+class SparsityView(_View):
+    """Observed fraction per cell, daily coverage over time and the overall missing rate."""
+
+    @param.depends("wb.data_version", "wb.region", "wb.window")
+    def _maps(self):
+        sel = self.wb.selection()
+        frac = observed_fraction(sel).values
+        missing = 100 * (1 - np.isfinite(sel[TARGET].values).mean())
+        cover = daily_coverage(sel)
+        fraction = plots.grid_map(sel, frac, "observed fraction", title="Fraction of days observed")
+        spikes = hv.Spikes((cover.index, 100 * cover.values), "time", "cells observed (%)").opts(
+            title="Daily coverage: the overpass pattern",
+            height=260,
+            responsive=True,
+            color="#1f77b4",
+            tools=["hover"],
+        )
+        gaps = cover.index[cover.values > 0]
+        revisit = (
+            float(np.median(np.diff(gaps).astype("timedelta64[D]").astype(int)))
+            if len(gaps) > 1
+            else np.nan
+        )
+        text = pn.pane.Markdown(
+            f"### {missing:.1f} % of cell-days missing\n\n"
+            f"{int((cover > 0).sum())} of {len(cover)} days have an observation; "
+            f"median gap between observed days: {revisit:.0f} days."
+        )
+        return pn.Column(
+            pn.Row(pn.pane.HoloViews(fraction, sizing_mode="fixed"), text),
+            pn.pane.HoloViews(spikes),
+        )
+
+    def __panel__(self):
+        return pn.panel(self._maps)
+
+
+class ModelView(_View):
+    """Choose, train (in the background), cancel, load and save models; see the scores."""
+
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(wb, **params)
+        self.train_button = pn.widgets.Button(name="Train", button_type="primary")
+        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="danger", disabled=True)
+        self.impute_button = pn.widgets.Button(name="Impute selection", button_type="success")
+        self.load_button = pn.widgets.Button(name="Load checkpoint")
+        self.save_button = pn.widgets.Button(name="Save model")
+        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", width=320)
+        self.status = pn.pane.Markdown("No job running.")
+        self.curves = pn.pane.HoloViews(plots.training_curves([], []), sizing_mode="stretch_width")
+        self.train_button.on_click(notify_errors(lambda _e: self.wb.train()))
+        self.cancel_button.on_click(notify_errors(lambda _e: self.wb.cancel()))
+        self.impute_button.on_click(notify_errors(lambda _e: self.wb.impute()))
+        self.load_button.on_click(notify_errors(lambda _e: self.wb.load_checkpoint()))
+        self.save_button.on_click(notify_errors(self._save))
+
+    def _save(self, _event) -> None:
+        path = self.wb.save_checkpoint()
+        pn.state.notifications.success(f"saved as {path.name}")
+
+    def update(self, snap: dict | None) -> None:
+        """Refresh progress, status and curves from a job snapshot (on the session's loop)."""
+        busy = snap is not None and snap["status"] == "running"
+        self.cancel_button.disabled = not busy
+        for button in (self.train_button, self.impute_button, self.load_button):
+            button.disabled = busy
+        if snap is None:
+            return
+        self.progress.value = round(100 * (snap["fraction"] or 0))
+        eta = f" · ETA {snap['eta_s']:.0f} s" if busy and snap.get("eta_s") else ""
+        self.status.object = (
+            f"**{snap['name']}**: {snap['status']} · {snap['elapsed_s']:.0f} s{eta}  \n"
+            f"{snap['message'] or ''}"
+        )
+        if snap["name"] == "training" and (busy or snap["history"]):
+            self.curves.object = plots.training_curves(self.wb.losses, snap["history"])
+
+    @param.depends("wb.model_version", "wb.results_version")
+    def _model_info(self):
+        wb = self.wb
+        if wb.model is None:
+            text = "No ST-Transformer loaded."
+        else:
+            cfg = wb.model.net_.cfg
+            best = min(
+                (h["val_mae"] for h in wb.history if h.get("val_mae") is not None), default=np.nan
+            )
+            text = (
+                f"**ST-Transformer**: `{wb.model_label}` · profile {wb.model.profile} · "
+                f"spatial {cfg.spatial} · covariates {'on' if cfg.n_covariates else 'off'} · "
+                f"{len(wb.history)} epochs · best validation MAE {best:.4f} m³/m³"
+            )
+            if wb.model_note:
+                text += f"\n\n⚠ {wb.model_note}."
+        return pn.pane.Markdown(text)
+
+    @param.depends("wb.results_version", "wb.region", "wb.window", "wb.data_version")
+    def _scores(self):
+        scores = self.wb.scores()
+        if scores.empty:
+            return pn.pane.Markdown(
+                "Nothing imputed for this selection yet: press *Impute selection*."
+            )
+        cols = [
+            c
+            for c in ("model", "n", "mae", "mre", "rmse", "bias", "ubrmsd", "r", "mae_truth")
+            if c in scores
+        ]
+        return pn.Column(
+            pn.pane.Markdown(
+                "**Scores on the held-out entries** (20 % of the observed days, hidden from every "
+                "method; `mae_truth` scores the same entries against the synthetic truth)"
+            ),
+            _table(scores[cols]),
+        )
+
+    def controls(self) -> pn.Column:
+        wb = self.wb
+        return pn.Column(
+            pn.widgets.Select.from_param(wb.param.method, name="Model shown"),
+            pn.widgets.MultiChoice.from_param(wb.param.compare, name="Baselines compared"),
+        )
+
+    def __panel__(self):
+        wb = self.wb
+        settings = pn.Card(
+            pn.widgets.RadioButtonGroup.from_param(wb.param.profile, name="Profile"),
+            pn.widgets.Select.from_param(wb.param.spatial, name="Spatial attention"),
+            pn.widgets.Checkbox.from_param(wb.param.covariates, name="Use covariates"),
+            pn.widgets.FloatInput.from_param(wb.param.max_minutes, name="Time budget (minutes)"),
+            pn.Row(self.train_button, self.cancel_button),
+            title="Train an ST-Transformer on the selection",
+            collapsible=False,
+        )
+        checkpoints = pn.Card(
+            pn.widgets.Select.from_param(wb.param.checkpoint, name="Checkpoint"),
+            self.load_button,
+            pn.widgets.TextInput.from_param(
+                wb.param.save_name, name="Save as", placeholder="my-model"
+            ),
+            self.save_button,
+            title="Checkpoints",
+            collapsible=False,
+        )
+        return pn.Column(
+            pn.Row(settings, checkpoints),
+            pn.Row(self.impute_button, self.progress),
+            self.status,
+            self._model_info,
+            self.curves,
+            self._scores,
+        )
+
+
+class FieldsView(_View):
+    """Linked maps for one day (observations, imputation, truth or error) and a cell's series."""
+
+    show = param.Selector(default="error", objects=["error", "truth"])
+
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(wb, **params)
+        self.tap = hv.streams.Tap(x=None, y=None)
+        self.tap.add_subscriber(notify_errors(self._tapped))
+        self.player = pn.widgets.Player(
+            name="Play days", start=0, end=1, value=0, interval=800, loop_policy="loop",
+            show_loop_controls=False, width=340,
+        )  # fmt: skip
+        self.player.param.watch(self._played, "value")
+        wb.param.watch(self._window_changed, ["window", "region", "data_version"])
+        self._window_changed()
+
+    def _days(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.wb.selection()["time"].values)
+
+    def _window_changed(self, *_events) -> None:
+        days = self._days()
+        self.player.end = max(len(days) - 1, 1)
+        self.player.value = int(max(0, days.get_indexer([pd.Timestamp(self.wb.day)])[0]))
+
+    def _played(self, event) -> None:
+        days = self._days()
+        if 0 <= event.new < len(days):
+            self.wb.day = days[event.new].date()
+
+    def _tapped(self, x, y) -> None:
+        if x is None or y is None:
+            return
+        self.wb.cell = plots.nearest_cell(self.wb.selection(), x, y)
+
+    @param.depends(
+        "wb.day", "wb.cell", "wb.results_version", "wb.method", "show", "wb.region", "wb.window"
+    )
+    def _maps(self):
+        wb = self.wb
+        sel = wb.selection()
+        day = pd.Timestamp(wb.day)
+        ti = int(pd.DatetimeIndex(sel["time"].values).get_indexer([day])[0])
+        ti = max(ti, 0)
+        obs = sel[TARGET].values[ti]
+        n_obs = int(np.isfinite(obs).sum())
+        marker = plots.cell_marker(sel, *wb.cell)
+        panels = [
+            plots.grid_map(
+                sel, obs, plots.SM_LABEL, title=f"Observed {day:%Y-%m-%d} ({n_obs} cells)",
+                clim=plots.SM_LIMITS, cmap="YlGnBu",
+            ) * marker
+        ]  # fmt: skip
+        run = wb.run()
+        if run is not None:
+            imputed = run.full.values[ti]
+            panels.append(
+                plots.grid_map(
+                    sel, imputed, plots.SM_LABEL, title=f"Imputed: {wb.method_label()}",
+                    clim=plots.SM_LIMITS, cmap="YlGnBu",
+                ) * marker
+            )  # fmt: skip
+            if TRUTH in sel.data_vars:
+                truth = sel[TRUTH].values[ti]
+                if self.show == "truth":
+                    third = plots.grid_map(
+                        sel, truth, plots.SM_LABEL, title="Truth (synthetic)",
+                        clim=plots.SM_LIMITS, cmap="YlGnBu",
+                    )  # fmt: skip
+                else:
+                    third = plots.grid_map(
+                        sel, imputed - truth, "error (m³/m³)", title="Imputed − truth",
+                        cmap="RdBu_r", symmetric=True,
+                    )  # fmt: skip
+                panels.append(third * marker)
+        else:
+            panels.append(
+                hv.Text(0, 0, "no imputation yet for this selection").opts(**plots.MAP_SIZE)
+            )
+        layout = hv.Layout(panels).cols(3).opts(shared_axes=True)
+        self.tap.source = panels[0]
+        return layout
+
+    @param.depends("wb.cell", "wb.results_version", "wb.region", "wb.window", "wb.method")
+    def _series(self):
+        wb = self.wb
+        sel = wb.selection()
+        r, c = wb.cell
+        r = min(max(int(r), 0), sel.sizes["y"] - 1)
+        c = min(max(int(c), 0), sel.sizes["x"] - 1)
+        frame = pd.DataFrame({"observed": sel[TARGET].values[:, r, c]}, index=sel["time"].values)
+        run = wb.run()
+        if run is not None:
+            frame[wb.method_label()] = run.full.values[:, r, c]
+        if TRUTH in sel.data_vars:
+            frame["truth"] = sel[TRUTH].values[:, r, c]
+        lat, lon = float(sel["lat"].values[r, c]), float(sel["lon"].values[r, c])
+        return plots.series_plot(
+            frame, f"Cell row {r}, col {c} ({lat:.4f}°N, {lon:.4f}°E)", points=("observed",)
+        )
+
+    def __panel__(self):
+        wb = self.wb
+        return pn.Column(
+            pn.Row(
+                pn.widgets.DatePicker.from_param(wb.param.day, name="Day"),
+                self.player,
+                pn.widgets.RadioButtonGroup.from_param(self.param.show, name="Third map"),
+            ),
+            pn.pane.Markdown("Click a cell on a map to see its time series."),
+            pn.pane.HoloViews(self._maps, linked_axes=False),
+            pn.pane.HoloViews(self._series),
+        )
+
+
+class ValidationView(_View):
+    """Stations on the map, one station's series, and the metrics against the 0.04 target."""
+
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(wb, **params)
+        self.tap = hv.streams.Tap(x=None, y=None)
+        self.tap.add_subscriber(notify_errors(self._tapped))
+
+    def _tapped(self, x, y) -> None:
+        if x is None:
+            return
+        stations = station_nests(self.wb.selection())
+        if stations.empty:
+            return
+        d = (stations["lon"] - x) ** 2 + (stations["lat"] - y) ** 2
+        self.wb.station = str(stations.loc[d.idxmin(), "station"])
+
+    @param.depends("wb.region", "wb.window", "wb.data_version", "wb.station")
+    def _map(self):
+        sel = self.wb.selection()
+        stations = station_nests(sel)
+        frac = observed_fraction(sel).values
+        base = plots.grid_map(
+            sel, frac, "observed fraction", title="Stations: nested 36, 9 and 3 km", cmap="Greys"
+        )
+        if stations.empty:
+            return base
+        points = plots.station_points(stations)
+        self.tap.source = points
+        chosen = stations[stations["station"] == self.wb.station]
+        ring = hv.Points(chosen, ["lon", "lat"]).opts(
+            size=18, fill_alpha=0, line_color="red", line_width=3
+        )
+        return base * points * ring
+
+    @param.depends("wb.station", "wb.results_version", "wb.region", "wb.window")
+    def _series(self):
+        frame = self.wb.station_series()
+        if frame.empty:
+            return hv.Curve([]).opts(title="No station in this selection")
+        return plots.series_plot(
+            frame,
+            f"Station {self.wb.station}: in situ, satellite and imputed",
+            points=("satellite",),
+        )
+
+    @param.depends("wb.results_version", "wb.region", "wb.window", "wb.data_version")
+    def _tables(self):
+        table = self.wb.station_table()
+        if table.empty:
+            return pn.pane.Markdown("No station, or nothing imputed yet, in this selection.")
+        cols = ["model", "station", "nest", "n", "bias", "rmse", "ubrmsd", "r", "meets_target"]
+        overall = table[table["station"] == "all"][cols]
+        per_station = table[table["station"] != "all"][cols]
+        return pn.Column(
+            pn.pane.Markdown(
+                f"**Overall** (pooled daily pairs; target ubRMSD ≤ {UBRMSD_TARGET} m³/m³). "
+                "`satellite` scores the raw observations on the days they exist."
+            ),
+            _table(overall),
+            pn.pane.Markdown("**Per station**"),
+            _table(per_station, groupby=["station"], height=360, pagination=None),
+        )
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(
+                pn.pane.HoloViews(self._map, sizing_mode="fixed", linked_axes=False),
+                pn.Column(
+                    pn.widgets.Select.from_param(self.wb.param.station, name="Station"),
+                    pn.pane.Markdown("Click a station on the map, or pick it here."),
+                ),
+            ),
+            pn.pane.HoloViews(self._series),
+            self._tables,
+        )
+
+
+class LandCoverView(_View):
+    """Per-cell MAE on held-out entries by IGBP class, for the chosen model and the baselines."""
+
+    @param.depends("wb.results_version", "wb.region", "wb.window", "wb.against", "wb.data_version")
+    def _content(self):
+        cells, table = self.wb.land_cover()
+        if table.empty:
+            return pn.pane.Markdown("Nothing imputed for this selection yet.")
+        cols = ["model", "name", "n_cells", "n", "mae", "rmse", "bias", "cell_mae_median"]
+        return pn.Column(
+            pn.pane.HoloViews(plots.error_boxes(cells)),
+            _table(table[[c for c in cols if c in table]]),
+        )
+
+    def __panel__(self):
+        return pn.Column(
+            pn.widgets.RadioButtonGroup.from_param(self.wb.param.against, name="Score against"),
+            self._content,
+        )
+
+
+class AttentionView(_View):
+    """Spatial attention over the cell's window and temporal attention over its 72 days."""
+
+    layer = param.Integer(default=0, bounds=(0, 0))
+    head = param.Integer(default=0, bounds=(0, 0))
+    block = param.Integer(default=0, bounds=(0, 1), doc="Spatial block (shift 0 or 2)")
+
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(wb, **params)
+        self.tap = hv.streams.Tap(x=None, y=None)
+        self.tap.add_subscriber(notify_errors(self._tapped))
+
+    def _tapped(self, x, y) -> None:
+        if x is not None:
+            self.wb.cell = plots.nearest_cell(self.wb.selection(), x, y)
+
+    @param.depends(
+        "wb.cell", "wb.day", "wb.model_version", "wb.region", "wb.window", "layer", "head", "block"
+    )
+    def _content(self):
+        wb = self.wb
+        if wb.model is None:
+            return pn.pane.Markdown("Attention needs an ST-Transformer: load or train one.")
+        try:
+            att = wb.attention()
+        except ValueError as err:
+            return pn.pane.Markdown(f"Cannot draw attention: {err}")
+        layers = att["layers"]
+        self.param.layer.bounds = (0, len(layers) - 1)
+        layer = layers[min(self.layer, len(layers) - 1)]
+        sel = wb.selection()
+        q = att["query"]
+        title_cell = f"cell ({q['row']}, {q['col']}) on {q['day']:%Y-%m-%d}"
+        panes = []
+        if layer["spatial"]:
+            self.param.block.bounds = (0, len(layer["spatial"]) - 1)
+            weights = layer["spatial"][min(self.block, len(layer["spatial"]) - 1)]
+            self.param.head.bounds = (0, weights.shape[0] - 1)
+            heat = plots.attention_map(
+                sel, weights[min(self.head, weights.shape[0] - 1)], att["patch_origin"],
+                f"Spatial attention of {title_cell}",
+            )  # fmt: skip
+            heat = heat * plots.cell_marker(sel, q["row"], q["col"])
+            self.tap.source = heat
+            panes.append(pn.pane.HoloViews(heat, sizing_mode="fixed"))
+        else:
+            panes.append(pn.pane.Markdown("This model has no spatial attention."))
+        if layer["temporal"] is not None:
+            weights = layer["temporal"]
+            curve = plots.attention_curve(
+                att["days"], weights[min(self.head, weights.shape[0] - 1)], q["day"],
+                f"Temporal attention of {title_cell} over its window",
+            )  # fmt: skip
+            panes.append(pn.pane.HoloViews(curve))
+        else:
+            panes.append(pn.pane.Markdown("This model has no temporal attention."))
+        return pn.Column(*panes)
+
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown(
+                "Pick the cell on the *Imputed fields* maps (or click inside the heat map) and the "
+                "day in the sidebar. Weights sum to one over the keys."
+            ),
+            pn.Row(
+                pn.widgets.IntInput.from_param(self.param.layer, name="Layer", width=110),
+                pn.widgets.IntInput.from_param(self.param.head, name="Head", width=110),
+                pn.widgets.IntInput.from_param(self.param.block, name="Spatial block", width=130),
+            ),
+            self._content,
+        )
+
+
+class ExportView(_View):
+    """Download the imputed cube and the metric tables."""
+
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(wb, **params)
+        self.netcdf = pn.widgets.FileDownload(
+            callback=notify_errors(wb.export_netcdf),
+            filename="stimpute_imputed.nc",
+            label="Imputed cube (NetCDF)",
+            button_type="primary",
+        )
+        self.csv = pn.widgets.FileDownload(
+            callback=notify_errors(wb.export_csv),
+            filename="stimpute_metrics.csv",
+            label="Metric tables (CSV)",
+            button_type="primary",
+        )
+        wb.param.watch(self._enable, ["results_version", "region", "window", "data_version"])
+        self._enable()
+
+    def _enable(self, *_events) -> None:
+        ready = bool(self.wb.runs())
+        self.netcdf.disabled = self.csv.disabled = not ready
+
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown(
+                "The NetCDF holds the selection (contract variables) and one "
+                "`soil_moisture_imputed_<method>` variable per imputed method. The CSV holds the "
+                "held-out scores, the station metrics and the land-cover table, one `table` "
+                "column telling them apart."
+            ),
+            pn.Row(self.netcdf, self.csv),
+        )
+
+
+__all__ = [
+    "AttentionView",
+    "DataView",
+    "ExportView",
+    "FieldsView",
+    "LandCoverView",
+    "ModelView",
+    "SparsityView",
+    "ValidationView",
+    "notify_errors",
+]
