@@ -182,11 +182,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
+    if args.hide_evaluation:
+        from .masks import apply_holdout
+        from .validation import EVALUATION_HOLDOUT, evaluation_mask
+
+        ds = apply_holdout(ds, evaluation_mask(ds, **EVALUATION_HOLDOUT).values)
     bar, callback = _training_bar(args.quiet)
     try:
         model.fit(ds, callbacks=[callback])
     finally:
         bar.close()
+    if args.hide_evaluation:
+        model.training_["holdout"] = dict(EVALUATION_HOLDOUT)
     command = "stimpute " + " ".join(sys.argv[1:]) if args.record_command else None
     model.save(args.out, command=command)
     best = min(h["val_mae"] for h in model.history_)
@@ -363,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--record-command", action="store_true", help="store this command line in the checkpoint"
     )
+    train.add_argument(
+        "--hide-evaluation", action="store_true",
+        help="never train on the entries the app scores on (the evaluation hold-out, see "
+        "stimpute_core.validation); recorded in the checkpoint",
+    )  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)
 

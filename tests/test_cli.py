@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -78,3 +79,32 @@ def test_not_netcdf_is_a_clear_error(tmp_path, capsys):
     path.write_text("not a netcdf file")
     assert main(["data", "info", str(path)]) == 2
     assert "cannot be read as NetCDF" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_then_impute_with_the_evaluation_hold_out_hidden(demo_file, tmp_path):
+    from stimpute_core.data.io import open_dataset, write_netcdf
+    from stimpute_core.models.st_transformer.model import STTransformerImputer
+    from stimpute_core.validation import EVALUATION_HOLDOUT
+
+    small = tmp_path / "small.nc"
+    write_netcdf(
+        open_dataset(demo_file).isel(y=slice(0, 14), x=slice(0, 13)).sel(time="2020"), small
+    )
+    model_dir, out = tmp_path / "model", tmp_path / "imputed.nc"
+    argv = ["train", "--data", str(small), "--profile", "tiny", "--hide-evaluation"]
+    assert main([*argv, "--out", str(model_dir), "--quiet"]) == 0
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["training"]["holdout"] == EVALUATION_HOLDOUT
+    assert STTransformerImputer.load(model_dir).training_["holdout"] == EVALUATION_HOLDOUT
+
+    assert (
+        main(["impute", "--data", str(demo_file), "--model", str(model_dir), "--out", str(out)])
+        == 0
+    )
+    with xr.open_dataset(out) as ds:
+        filled = ds["soil_moisture_imputed"].values
+        observed = ds["soil_moisture"].values
+    assert np.isfinite(filled).all()
+    seen = np.isfinite(observed)
+    np.testing.assert_allclose(filled[seen], observed[seen], rtol=1e-6)

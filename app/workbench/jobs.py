@@ -22,8 +22,20 @@ class Job:
     (or passes it on, e.g. to ``STTransformerImputer.fit(cancel=...)``) and returns the result.
     """
 
-    def __init__(self, name: str, work: Callable[[Job], Any]):
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[Job], Any],
+        *,
+        on_done: Callable[[Any], None] | None = None,
+        keep_on_cancel: bool = False,
+    ):
         self.name = name
+        #: Called by the page's poll (on its own loop) with the result of a finished job, or of
+        #: a cancelled one when ``keep_on_cancel`` (a training keeps its best weights so far).
+        self.on_done = on_done
+        self.keep_on_cancel = keep_on_cancel
+        self.handled = False
         self.cancel_event = threading.Event()
         self._work = work
         self._lock = threading.Lock()

@@ -21,6 +21,7 @@ import re
 import secrets
 import tempfile
 import threading
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,15 @@ def default_dataset(progress=None) -> tuple[str, xr.Dataset]:
     return BUILTIN, _shared(("data", BUILTIN), lambda: load_scenario(progress=progress))
 
 
+def _default_if_loaded(label: str) -> xr.Dataset | None:
+    """The server's default Dataset when it is already loaded under ``label``, else None."""
+    path = os.environ.get("STIMPUTE_DATA")
+    key = ("data", path) if path else ("data", BUILTIN)
+    name = Path(path).name if path else BUILTIN
+    with _DATA_LOCK:
+        return _SHARED.get(key) if label == name else None
+
+
 def list_checkpoints() -> list[str]:
     """Checkpoints offered for loading: the shipped one(s), then those in the models folder."""
     shipped = [f"{SHIPPED}{DEFAULT_PRETRAINED}"]
@@ -114,10 +124,12 @@ def list_checkpoints() -> list[str]:
 
 def checkpoint_path(label: str) -> Path:
     """The folder of a checkpoint offered by :func:`list_checkpoints` (nothing else)."""
+    if label not in list_checkpoints():
+        raise ValueError(f"checkpoint {label!r} is not one of those offered")
     if label.startswith(SHIPPED):
         return pretrained_path(label[len(SHIPPED) :])
-    if not NAME_PATTERN.match(label) or label not in list_checkpoints():
-        raise ValueError(f"checkpoint {label!r} is not in the models folder")
+    if not NAME_PATTERN.match(label):
+        raise ValueError(f"checkpoint {label!r} is not a plain folder name")
     return models_dir() / label
 
 
@@ -175,6 +187,11 @@ class Workbench(param.Parameterized):
         self.param.checkpoint.objects = list_checkpoints()
         self.param.source.objects = [label] + [s.label for s in list_sources(data_dir())]
         self.ds: xr.Dataset = ds if ds is not None else default_dataset()[1]
+        # Names the data for results shared between sessions: only the server's default data
+        # (the same object in every session) is shared; anything else gets a token of its own.
+        self.data_token = (
+            label if ds is None or ds is _default_if_loaded(label) else uuid.uuid4().hex
+        )
         self.source = label
         self._reset_selection()
 
@@ -283,7 +300,10 @@ class Workbench(param.Parameterized):
         return self._start("load", work, on_done=lambda result: self._set_data(label, *result))
 
     def _set_data(self, label: str, ds: xr.Dataset, report) -> None:
+        if label not in self.param.source.objects:
+            self.param.source.objects = [*self.param.source.objects, label]
         self.ds = ds
+        self.data_token = label if ds is _default_if_loaded(label) else uuid.uuid4().hex
         self.source = label
         self._mask = None
         self._reset_selection()
@@ -310,11 +330,10 @@ class Workbench(param.Parameterized):
         self.notifications.append((level, text))
         self.message = text
 
-    def _start(self, name: str, work, on_done=None) -> Job:
+    def _start(self, name: str, work, on_done=None, keep_on_cancel: bool = False) -> Job:
         if self.job is not None and not self.job.finished:
             raise RuntimeError(f"a {self.job.name} job is running: wait for it or cancel it")
-        job = Job(name, work)
-        job.on_done = on_done  # type: ignore[attr-defined]
+        job = Job(name, work, on_done=on_done, keep_on_cancel=keep_on_cancel)
         self.job = job.start()
         self.job_version += 1
         return job
@@ -339,13 +358,18 @@ class Workbench(param.Parameterized):
         if job is None:
             return None
         snap = job.snapshot()
-        if job.finished and not getattr(job, "handled", False):
-            job.handled = True  # type: ignore[attr-defined]
+        if job.finished and not job.handled:
+            job.handled = True
+            keep = snap["status"] == "done" or (
+                snap["status"] == "cancelled" and job.keep_on_cancel
+            )
             if snap["status"] == "failed":
                 self.notify("error", f"{job.name} failed: {snap['error']}")
-            elif job.on_done is not None:  # type: ignore[attr-defined]
+            elif snap["status"] == "cancelled" and (not keep or job.result is None):
+                self.notify("info", f"{job.name} cancelled; nothing changed")
+            elif job.on_done is not None:
                 try:
-                    job.on_done(job.result)  # type: ignore[attr-defined]
+                    job.on_done(job.result)
                 except Exception as err:
                     self.notify("error", f"{job.name}: {err}")
             self.job_version += 1
@@ -365,10 +389,14 @@ class Workbench(param.Parameterized):
     # -- models ----------------------------------------------------------------------------
 
     def method_label(self, method: str | None = None) -> str:
+        """The name shown for a method: for the ST-Transformer, with the model that made the run
+        on this selection (or the current model when there is no run yet)."""
         method = method or self.method
-        if method == ST:
-            return f"{ST} ({self.model_label})" if self.model_label else ST
-        return method
+        if method != ST:
+            return method
+        run = self.runs().get(ST)
+        label = run.label if run is not None else self.model_label
+        return f"{ST} ({label})" if label else ST
 
     def load_checkpoint(self, label: str | None = None) -> None:
         """Load an offered checkpoint; it is checked against the data when it imputes."""
@@ -420,6 +448,9 @@ class Workbench(param.Parameterized):
             use_covariates=self.covariates,
             max_minutes=self.max_minutes,
         )
+        if self.busy():
+            assert self.job is not None
+            raise RuntimeError(f"a {self.job.name} job is running: wait for it or cancel it")
         self.losses, self.history = [], []
 
         def work(job: Job):
@@ -443,7 +474,7 @@ class Workbench(param.Parameterized):
             model.save(models_dir() / name)
             return model, name
 
-        return self._start("training", work, on_done=self._trained)
+        return self._start("training", work, on_done=self._trained, keep_on_cancel=True)
 
     def _trained(self, result) -> None:
         model, name = result
@@ -502,7 +533,8 @@ class Workbench(param.Parameterized):
                 job.report(i / max(len(todo), 1), f"imputing with {method}")
                 if method == ST and model_label.startswith(SHIPPED):
                     # A shipped checkpoint gives the same result for every session: share it.
-                    out[method] = _shared(("run", key, model_label), lambda m=method: one(m))
+                    shared_key = ("run", self.data_token, *key[1:], model_label)
+                    out[method] = _shared(shared_key, lambda m=method: one(m))
                 else:
                     out[method] = one(method)
             return out

@@ -209,7 +209,8 @@ class ModelView(_View):
             button.disabled = busy
         if snap is None:
             return
-        self.progress.value = round(100 * (snap["fraction"] or 0))
+        if snap["name"] == "training":  # the bar stays at the end once the model is done
+            self.progress.value = round(100 * (snap["fraction"] or 0))
         eta = f" · ETA {snap['eta_s']:.0f} s" if busy and snap.get("eta_s") else ""
         self.status.object = (
             f"**{snap['name']}**: {snap['status']} · {snap['elapsed_s']:.0f} s{eta}  \n"
@@ -272,6 +273,7 @@ class ModelView(_View):
             pn.widgets.Checkbox.from_param(wb.param.covariates, name="Use covariates"),
             pn.widgets.FloatInput.from_param(wb.param.max_minutes, name="Time budget (minutes)"),
             pn.Row(self.train_button, self.cancel_button),
+            self.progress,
             title="Train an ST-Transformer on the selection",
             collapsible=False,
         )
@@ -287,7 +289,7 @@ class ModelView(_View):
         )
         return pn.Column(
             pn.Row(settings, checkpoints),
-            pn.Row(self.impute_button, self.progress),
+            self.impute_button,
             self.status,
             self._model_info,
             self.curves,
@@ -378,6 +380,13 @@ class FieldsView(_View):
         self.tap.source = panels[0]
         return layout
 
+    @param.depends("wb.results_version", "wb.method", "wb.region", "wb.window", "wb.model_version")
+    def _caption(self):
+        run = self.wb.run()
+        if run is None:
+            return pn.pane.Markdown("No imputation for this selection yet (see the *Model* tab).")
+        return pn.pane.Markdown(f"Imputed with **{self.wb.method_label()}**.")
+
     @param.depends("wb.cell", "wb.results_version", "wb.region", "wb.window", "wb.method")
     def _series(self):
         wb = self.wb
@@ -404,7 +413,9 @@ class FieldsView(_View):
                 self.player,
                 pn.widgets.RadioButtonGroup.from_param(self.param.show, name="Third map"),
             ),
-            pn.pane.Markdown("Click a cell on a map to see its time series."),
+            pn.Row(
+                self._caption, pn.pane.Markdown("Click a cell on a map to see its time series.")
+            ),
             pn.pane.HoloViews(self._maps, linked_axes=False),
             pn.pane.HoloViews(self._series),
         )

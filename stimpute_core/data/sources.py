@@ -157,7 +157,10 @@ def load_source(
         ds, report = build_from_recipe(path, progress=say)
     elif kind == "granules":
         say(f"reading granules in {name}")
-        cube, report = read_smap_cube(path, region=_padded_extent(current), start=start, end=end)
+        files = sorted(
+            str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in _GRANULE_SUFFIXES
+        )
+        cube, report = read_smap_cube(files, region=_padded_extent(current), start=start, end=end)
         ds = replace_observations(current, cube)
         ds.attrs["observations"] = f"SPL2SMAP_S granules from {name}"
     else:

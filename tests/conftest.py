@@ -1,0 +1,53 @@
+"""Shared fixtures: a ``panel serve app/`` subprocess on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def serve_app(env: dict, timeout: float = 180) -> Iterator[tuple[str, list[str]]]:
+    """Start ``panel serve app/`` on a free port; yield the page URL and the live server log."""
+    cmd = [sys.executable, "-m", "panel", "serve", "app/", "--port", "0", "--address", "127.0.0.1"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    log: list[str] = []
+    try:
+        port = None
+        deadline = time.monotonic() + timeout
+        while port is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            log.append(line)
+            match = re.search(r"Bokeh app running at: http://[\w.]+:(\d+)/", line)
+            if match:
+                port = int(match.group(1))
+        assert port, "server did not start:\n" + "".join(log)
+        # Keep draining the log so the server never blocks on a full pipe.
+        threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+        yield f"http://127.0.0.1:{port}/app", log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def app_server():
+    """The :func:`serve_app` context manager."""
+    return serve_app

@@ -1,0 +1,138 @@
+"""The workbench in a real browser: Debian's chromium driven by Playwright (no browser download).
+
+Opens the app, goes through every view, trains a tiny model on a small region and sees it
+finish and impute, while a second session works beside it; the browser console must stay free
+of errors (offline: a request to a CDN would fail and show up here). Screenshots of each view go
+to ``$STIMPUTE_SCREENSHOT_DIR`` (the README's come from there) or the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+TABS = (
+    "Data & region",
+    "Sparsity",
+    "Model",
+    "Imputed fields",
+    "Validation (TxSON)",
+    "Land cover",
+    "Attention",
+    "Export",
+)
+#: A 12 x 12 km box around the dense 9 km cluster of stations in the built-in scenario.
+SMALL_REGION = {"West (°)": -98.86, "East (°)": -98.74, "South (°)": 30.31, "North (°)": 30.41}
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+
+
+def _browser_or_skip():
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if chromium and sync_playwright:
+        return chromium, sync_playwright
+    why = "needs Debian's chromium and the playwright package (./dev test installs both)"
+    if os.environ.get("STIMPUTE_REQUIRE_BROWSER"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def _tab(page, name: str):
+    return page.locator(".bk-tab").filter(has_text=name).first
+
+
+def _watch(page, problems: list[str]) -> None:
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+
+
+@pytest.mark.slow
+def test_workbench_in_a_browser(tmp_path, app_server):
+    chromium, sync_playwright = _browser_or_skip()
+    shots = Path(os.environ.get("STIMPUTE_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    env = dict(
+        os.environ,
+        STIMPUTE_CACHE_DIR=str(tmp_path / "cache"),
+        STIMPUTE_MODELS_DIR=str(tmp_path / "models"),
+        STIMPUTE_DATA_DIR=str(tmp_path / "data"),
+    )
+    env.pop("STIMPUTE_DATA", None)
+    problems: list[str] = []
+    with (
+        app_server(env) as (url, log),
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            _watch(page, problems)
+            page.goto(url, timeout=180_000)
+            _tab(page, "Sparsity").wait_for(timeout=180_000)
+            # The shipped checkpoint is loaded and the default selection imputed on load.
+            _tab(page, "Imputed fields").click()
+            page.get_by_text(re.compile(r"Imputed with st-transformer \(shipped")).wait_for(
+                timeout=180_000
+            )
+
+            for name in TABS:
+                _tab(page, name).click()
+                page.wait_for_timeout(1500)
+                slug = name.split()[0].lower()
+                page.screenshot(path=str(shots / f"{slug}.png"), full_page=True)
+
+            # A small region, typed into the sidebar and applied.
+            for label, value in SMALL_REGION.items():
+                box = page.locator(".bk-input-group").filter(has_text=label).locator("input")
+                box.first.fill(str(value))
+                box.first.press("Enter")
+            page.get_by_role("button", name="Apply region").click()
+            page.get_by_text(re.compile(r"W -98\.8\d+, S 30\.3")).wait_for(
+                state="attached", timeout=60_000
+            )
+
+            # Train a tiny model in the background; a second session works meanwhile.
+            _tab(page, "Model").click()
+            page.get_by_role("button", name="tiny").click()
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.get_by_text(re.compile(r"training: running")).first.wait_for(timeout=60_000)
+            other = browser.new_page()
+            _watch(other, problems)
+            other.goto(url, timeout=180_000)
+            _tab(other, "Model").wait_for(timeout=180_000)
+            _tab(other, "Model").click()
+            assert not other.get_by_text(re.compile(r"training:")).count()  # not its job
+            # Done: the model is named in the Model tab and the bar reached the end.
+            page.get_by_text(re.compile(r"ST-Transformer: session-")).wait_for(timeout=300_000)
+            assert page.locator("progress").first.get_attribute("value") == "100"
+            page.screenshot(path=str(shots / "training.png"), full_page=True)
+
+            # The new model imputes the small region; the map of the imputation appears.
+            _tab(page, "Imputed fields").click()
+            page.get_by_text(re.compile(r"Imputed with st-transformer \(session-")).wait_for(
+                timeout=300_000
+            )
+            page.screenshot(path=str(shots / "imputed_small.png"), full_page=True)
+            other.close()
+        finally:
+            browser.close()
+    server_errors = [line for line in log if "Traceback" in line or "ERROR" in line]
+    assert not server_errors, "".join(log)
+    assert not problems, "\n".join(problems)
+    assert any((tmp_path / "models").glob("session-*/config.json"))  # the model stays available
