@@ -53,6 +53,26 @@ def _tab(page, name: str):
     return page.locator(".bk-tab").filter(has_text=name).first
 
 
+def _plot_box(page) -> dict:
+    """Bounding box of the first visible plot of the current tab."""
+    return page.locator("canvas").filter(visible=True).first.bounding_box()
+
+
+def _click_in(page, fx: float, fy: float) -> None:
+    box = _plot_box(page)
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def _drag_in(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    box = _plot_box(page)
+    x0, y0 = box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"]
+    x1, y1 = box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=10)
+    page.mouse.up()
+
+
 def _watch(page, problems: list[str]) -> None:
     page.on(
         "console",
@@ -65,6 +85,8 @@ def _watch(page, problems: list[str]) -> None:
 @pytest.mark.slow
 def test_workbench_in_a_browser(tmp_path, app_server):
     chromium, sync_playwright = _browser_or_skip()
+    from playwright.sync_api import expect
+
     shots = Path(os.environ.get("STIMPUTE_SCREENSHOT_DIR") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     env = dict(
@@ -97,13 +119,27 @@ def test_workbench_in_a_browser(tmp_path, app_server):
                 slug = name.split()[0].lower()
                 page.screenshot(path=str(shots / f"{slug}.png"), full_page=True)
 
+            # Clicking a cell on a map picks it (the caption and the series follow).
+            _tab(page, "Imputed fields").click()
+            caption = page.get_by_text(re.compile(r"Cell: row \d+, col \d+")).first
+            before = caption.inner_text()
+            _click_in(page, 0.3, 0.3)
+            expect(caption).not_to_have_text(before, timeout=60_000)
+
+            # Dragging a box on the data map selects a region.
+            _tab(page, "Data & region").click()
+            summary = page.get_by_text(re.compile(r"Selection: W")).first
+            before = summary.inner_text()
+            _drag_in(page, (0.3, 0.3), (0.5, 0.5))
+            expect(summary).not_to_have_text(before, timeout=60_000)
+
             # A small region, typed into the sidebar and applied.
             for label, value in SMALL_REGION.items():
                 box = page.locator(".bk-input-group").filter(has_text=label).locator("input")
                 box.first.fill(str(value))
                 box.first.press("Enter")
             page.get_by_role("button", name="Apply region").click()
-            page.get_by_text(re.compile(r"W -98\.8\d+, S 30\.3")).wait_for(
+            page.get_by_text(re.compile(r"W -98\.8\d+, S 30\.3[01]")).wait_for(
                 state="attached", timeout=60_000
             )
 

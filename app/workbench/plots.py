@@ -43,7 +43,9 @@ def grid_map(
     opts: dict = dict(
         cmap=cmap,
         colorbar=True,
-        tools=["hover", "tap"],
+        tools=["hover"],
+        # Each frame of a map that changes (day, model, error or truth) sets its own range.
+        framewise=True,
         xlabel="longitude (°)",
         ylabel="latitude (°)",
         title=title,
@@ -84,7 +86,8 @@ def station_points(stations: pd.DataFrame, *, size: int = 9) -> hv.Points:
         cmap=colors,
         size=size,
         line_color="black",
-        tools=["hover", "tap"],
+        tools=["hover"],
+        nonselection_alpha=1.0,
         show_legend=True,
         legend_position="bottom_right",
     )

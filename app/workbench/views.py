@@ -1,5 +1,8 @@
 """The workbench's views: one ``pn.viewable.Viewer`` per tab, all reading one :class:`Workbench`.
 
+Plots do not share axes across panes (``linked_axes=False``): maps of a region and of one patch,
+or series over different periods, would otherwise zoom each other.
+
 Callbacks only call the state object (which calls ``stimpute_core``); an error in one is shown
 as a notification and leaves the page as it was.
 """
@@ -77,8 +80,6 @@ class DataView(_View):
         self.apply.on_click(notify_errors(lambda _e: self._apply()))
         self.reset.on_click(notify_errors(lambda _e: self.wb.reset_region()))
         wb.param.watch(self._sync_inputs, "region")
-        self.bounds = hv.streams.BoundsXY(bounds=None)
-        self.bounds.add_subscriber(notify_errors(self._drawn))
 
     def _sync_inputs(self, event) -> None:
         for widget, value in zip(
@@ -111,13 +112,17 @@ class DataView(_View):
         mesh = plots.grid_map(
             ds, frac, "observed fraction", title="Whole data: drag a box to select a region"
         )
-        mesh = mesh.opts(tools=["hover", "box_select"], active_tools=["box_select"])
-        self.bounds.source = mesh
-        stations = station_nests(ds)
-        overlay = mesh
-        if not stations.empty:
-            overlay = overlay * plots.station_points(stations, size=6)
-        return overlay
+        # The drawn box only selects the region: keep every cell drawn as it was.
+        return mesh.opts(
+            tools=["hover", "box_select"], active_tools=["box_select"], nonselection_alpha=1.0
+        )
+
+    @param.depends("wb.data_version")
+    def _stations(self):
+        stations = station_nests(self.wb.ds)
+        if stations.empty:
+            return hv.Points([], ["lon", "lat"])
+        return plots.station_points(stations, size=6)
 
     @param.depends("wb.region")
     def _outline(self):
@@ -128,13 +133,19 @@ class DataView(_View):
         text = format_description(describe(self.wb.selection()))
         w, s, e, n = self.wb.region
         start, end = self.wb.window
-        return pn.pane.Markdown(
-            f"**Selection**: W {w:.4f}, S {s:.4f}, E {e:.4f}, N {n:.4f} (cell centres), "
-            f"{start:%Y-%m-%d} to {end:%Y-%m-%d}\n\n```text\n{text}\n```"
+        return pn.Column(
+            pn.pane.Markdown(
+                f"**Selection**: W {w:.4f}, S {s:.4f}, E {e:.4f}, N {n:.4f} (cell centres), "
+                f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
+            ),
+            pn.pane.Str(text, styles={"font-size": "12px"}),
         )
 
     def __panel__(self):
-        area = hv.DynamicMap(self._area_map) * hv.DynamicMap(self._outline)
+        data_map = hv.DynamicMap(self._area_map)
+        # Dragging a box on the map selects the region (snapped to the cells inside it).
+        hv.streams.BoundsXY(source=data_map).add_subscriber(notify_errors(self._drawn))
+        area = data_map * hv.DynamicMap(self._stations) * hv.DynamicMap(self._outline)
         return pn.Row(
             pn.pane.HoloViews(area, sizing_mode="fixed", linked_axes=False),
             pn.Column(self._summary, sizing_mode="stretch_width"),
@@ -170,8 +181,8 @@ class SparsityView(_View):
             f"median gap between observed days: {revisit:.0f} days."
         )
         return pn.Column(
-            pn.Row(pn.pane.HoloViews(fraction, sizing_mode="fixed"), text),
-            pn.pane.HoloViews(spikes),
+            pn.Row(pn.pane.HoloViews(fraction, sizing_mode="fixed", linked_axes=False), text),
+            pn.pane.HoloViews(spikes, linked_axes=False),
         )
 
     def __panel__(self):
@@ -190,7 +201,9 @@ class ModelView(_View):
         self.save_button = pn.widgets.Button(name="Save model")
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", width=320)
         self.status = pn.pane.Markdown("No job running.")
-        self.curves = pn.pane.HoloViews(plots.training_curves([], []), sizing_mode="stretch_width")
+        self.curves = pn.pane.HoloViews(
+            plots.training_curves([], []), sizing_mode="stretch_width", linked_axes=False
+        )
         self.train_button.on_click(notify_errors(lambda _e: self.wb.train()))
         self.cancel_button.on_click(notify_errors(lambda _e: self.wb.cancel()))
         self.impute_button.on_click(notify_errors(lambda _e: self.wb.impute()))
@@ -304,8 +317,6 @@ class FieldsView(_View):
 
     def __init__(self, wb: Workbench, **params):
         super().__init__(wb, **params)
-        self.tap = hv.streams.Tap(x=None, y=None)
-        self.tap.add_subscriber(notify_errors(self._tapped))
         self.player = pn.widgets.Player(
             name="Play days", start=0, end=1, value=0, interval=800, loop_policy="loop",
             show_loop_controls=False, width=340,
@@ -332,60 +343,71 @@ class FieldsView(_View):
             return
         self.wb.cell = plots.nearest_cell(self.wb.selection(), x, y)
 
+    def _day_index(self, sel) -> int:
+        ti = int(pd.DatetimeIndex(sel["time"].values).get_indexer([pd.Timestamp(self.wb.day)])[0])
+        return max(ti, 0)
+
+    @param.depends("wb.day", "wb.cell", "wb.region", "wb.window", "wb.data_version")
+    def _observed_map(self):
+        wb = self.wb
+        sel = wb.selection()
+        obs = sel[TARGET].values[self._day_index(sel)]
+        title = f"Observed {pd.Timestamp(wb.day):%Y-%m-%d} ({int(np.isfinite(obs).sum())} cells)"
+        return plots.grid_map(
+            sel, obs, plots.SM_LABEL, title=title, clim=plots.SM_LIMITS, cmap="YlGnBu"
+        )
+
+    @param.depends("wb.day", "wb.cell", "wb.results_version", "wb.method", "wb.region", "wb.window")
+    def _imputed_map(self):
+        wb = self.wb
+        sel = wb.selection()
+        run = wb.run()
+        shape = (sel.sizes["y"], sel.sizes["x"])
+        values = (
+            run.full.values[self._day_index(sel)] if run is not None else np.full(shape, np.nan)
+        )
+        title = f"Imputed: {wb.method_label()}" if run is not None else "Not imputed yet"
+        return plots.grid_map(
+            sel, values, plots.SM_LABEL, title=title, clim=plots.SM_LIMITS, cmap="YlGnBu"
+        )
+
     @param.depends(
         "wb.day", "wb.cell", "wb.results_version", "wb.method", "show", "wb.region", "wb.window"
     )
-    def _maps(self):
+    def _third_map(self):
         wb = self.wb
         sel = wb.selection()
-        day = pd.Timestamp(wb.day)
-        ti = int(pd.DatetimeIndex(sel["time"].values).get_indexer([day])[0])
-        ti = max(ti, 0)
-        obs = sel[TARGET].values[ti]
-        n_obs = int(np.isfinite(obs).sum())
-        marker = plots.cell_marker(sel, *wb.cell)
-        panels = [
-            plots.grid_map(
-                sel, obs, plots.SM_LABEL, title=f"Observed {day:%Y-%m-%d} ({n_obs} cells)",
-                clim=plots.SM_LIMITS, cmap="YlGnBu",
-            ) * marker
-        ]  # fmt: skip
+        ti = self._day_index(sel)
         run = wb.run()
-        if run is not None:
-            imputed = run.full.values[ti]
-            panels.append(
-                plots.grid_map(
-                    sel, imputed, plots.SM_LABEL, title=f"Imputed: {wb.method_label()}",
-                    clim=plots.SM_LIMITS, cmap="YlGnBu",
-                ) * marker
+        shape = (sel.sizes["y"], sel.sizes["x"])
+        if TRUTH not in sel.data_vars:
+            mesh = plots.grid_map(sel, np.full(shape, np.nan), "n/a", title="No truth (real data)")
+        elif self.show == "truth" or run is None:
+            mesh = plots.grid_map(
+                sel, sel[TRUTH].values[ti], plots.SM_LABEL, title="Truth (synthetic)",
+                clim=plots.SM_LIMITS, cmap="YlGnBu",
             )  # fmt: skip
-            if TRUTH in sel.data_vars:
-                truth = sel[TRUTH].values[ti]
-                if self.show == "truth":
-                    third = plots.grid_map(
-                        sel, truth, plots.SM_LABEL, title="Truth (synthetic)",
-                        clim=plots.SM_LIMITS, cmap="YlGnBu",
-                    )  # fmt: skip
-                else:
-                    third = plots.grid_map(
-                        sel, imputed - truth, "error (m³/m³)", title="Imputed − truth",
-                        cmap="RdBu_r", symmetric=True,
-                    )  # fmt: skip
-                panels.append(third * marker)
         else:
-            panels.append(
-                hv.Text(0, 0, "no imputation yet for this selection").opts(**plots.MAP_SIZE)
-            )
-        layout = hv.Layout(panels).cols(3).opts(shared_axes=True)
-        self.tap.source = panels[0]
-        return layout
+            mesh = plots.grid_map(
+                sel, run.full.values[ti] - sel[TRUTH].values[ti], "error (m³/m³)",
+                title="Imputed − truth", cmap="RdBu_r", symmetric=True,
+            )  # fmt: skip
+        return mesh
 
-    @param.depends("wb.results_version", "wb.method", "wb.region", "wb.window", "wb.model_version")
+    @param.depends("wb.cell", "wb.region", "wb.window", "wb.data_version")
+    def _marker(self):
+        return plots.cell_marker(self.wb.selection(), *self.wb.cell)
+
+    @param.depends(
+        "wb.results_version", "wb.method", "wb.region", "wb.window", "wb.model_version", "wb.cell"
+    )
     def _caption(self):
-        run = self.wb.run()
-        if run is None:
-            return pn.pane.Markdown("No imputation for this selection yet (see the *Model* tab).")
-        return pn.pane.Markdown(f"Imputed with **{self.wb.method_label()}**.")
+        wb = self.wb
+        r, c = wb.cell
+        cell = f"Cell: row {int(r)}, col {int(c)} (click a map to pick another)."
+        if wb.run() is None:
+            return pn.pane.Markdown(f"No imputation for this selection yet (see *Model*). {cell}")
+        return pn.pane.Markdown(f"Imputed with **{wb.method_label()}**. {cell}")
 
     @param.depends("wb.cell", "wb.results_version", "wb.region", "wb.window", "wb.method")
     def _series(self):
@@ -407,17 +429,23 @@ class FieldsView(_View):
 
     def __panel__(self):
         wb = self.wb
+        maps = []
+        for method in (self._observed_map, self._imputed_map, self._third_map):
+            dmap = hv.DynamicMap(method)
+            # A click on any map picks the cell. The stream's source is the mesh alone: a Tap
+            # on a DynamicMap that returns an overlay never fires.
+            hv.streams.Tap(source=dmap).add_subscriber(notify_errors(self._tapped))
+            shown = dmap * hv.DynamicMap(self._marker)
+            maps.append(pn.pane.HoloViews(shown, sizing_mode="fixed", linked_axes=False))
         return pn.Column(
             pn.Row(
                 pn.widgets.DatePicker.from_param(wb.param.day, name="Day"),
                 self.player,
                 pn.widgets.RadioButtonGroup.from_param(self.param.show, name="Third map"),
             ),
-            pn.Row(
-                self._caption, pn.pane.Markdown("Click a cell on a map to see its time series.")
-            ),
-            pn.pane.HoloViews(self._maps, linked_axes=False),
-            pn.pane.HoloViews(self._series),
+            self._caption,
+            pn.Row(*maps),
+            pn.pane.HoloViews(self._series, linked_axes=False),
         )
 
 
@@ -426,8 +454,6 @@ class ValidationView(_View):
 
     def __init__(self, wb: Workbench, **params):
         super().__init__(wb, **params)
-        self.tap = hv.streams.Tap(x=None, y=None)
-        self.tap.add_subscriber(notify_errors(self._tapped))
 
     def _tapped(self, x, y) -> None:
         if x is None:
@@ -438,23 +464,24 @@ class ValidationView(_View):
         d = (stations["lon"] - x) ** 2 + (stations["lat"] - y) ** 2
         self.wb.station = str(stations.loc[d.idxmin(), "station"])
 
-    @param.depends("wb.region", "wb.window", "wb.data_version", "wb.station")
+    @param.depends("wb.region", "wb.window", "wb.data_version")
     def _map(self):
         sel = self.wb.selection()
-        stations = station_nests(sel)
         frac = observed_fraction(sel).values
-        base = plots.grid_map(
+        return plots.grid_map(
             sel, frac, "observed fraction", title="Stations: nested 36, 9 and 3 km", cmap="Greys"
         )
+
+    @param.depends("wb.region", "wb.window", "wb.data_version", "wb.station")
+    def _stations(self):
+        stations = station_nests(self.wb.selection())
         if stations.empty:
-            return base
-        points = plots.station_points(stations)
-        self.tap.source = points
+            return hv.Points([], ["lon", "lat"]) * hv.Points([], ["lon", "lat"])
         chosen = stations[stations["station"] == self.wb.station]
         ring = hv.Points(chosen, ["lon", "lat"]).opts(
             size=18, fill_alpha=0, line_color="red", line_width=3
         )
-        return base * points * ring
+        return plots.station_points(stations) * ring
 
     @param.depends("wb.station", "wb.results_version", "wb.region", "wb.window")
     def _series(self):
@@ -486,15 +513,19 @@ class ValidationView(_View):
         )
 
     def __panel__(self):
+        base = hv.DynamicMap(self._map)
+        # A click on the map picks the nearest station (the stream's source is the mesh alone).
+        hv.streams.Tap(source=base).add_subscriber(notify_errors(self._tapped))
+        station_map = base * hv.DynamicMap(self._stations)
         return pn.Column(
             pn.Row(
-                pn.pane.HoloViews(self._map, sizing_mode="fixed", linked_axes=False),
+                pn.pane.HoloViews(station_map, sizing_mode="fixed", linked_axes=False),
                 pn.Column(
                     pn.widgets.Select.from_param(self.wb.param.station, name="Station"),
                     pn.pane.Markdown("Click a station on the map, or pick it here."),
                 ),
             ),
-            pn.pane.HoloViews(self._series),
+            pn.pane.HoloViews(self._series, linked_axes=False),
             self._tables,
         )
 
@@ -509,7 +540,7 @@ class LandCoverView(_View):
             return pn.pane.Markdown("Nothing imputed for this selection yet.")
         cols = ["model", "name", "n_cells", "n", "mae", "rmse", "bias", "cell_mae_median"]
         return pn.Column(
-            pn.pane.HoloViews(plots.error_boxes(cells)),
+            pn.pane.HoloViews(plots.error_boxes(cells), linked_axes=False),
             _table(table[[c for c in cols if c in table]]),
         )
 
@@ -526,15 +557,6 @@ class AttentionView(_View):
     layer = param.Integer(default=0, bounds=(0, 0))
     head = param.Integer(default=0, bounds=(0, 0))
     block = param.Integer(default=0, bounds=(0, 1), doc="Spatial block (shift 0 or 2)")
-
-    def __init__(self, wb: Workbench, **params):
-        super().__init__(wb, **params)
-        self.tap = hv.streams.Tap(x=None, y=None)
-        self.tap.add_subscriber(notify_errors(self._tapped))
-
-    def _tapped(self, x, y) -> None:
-        if x is not None:
-            self.wb.cell = plots.nearest_cell(self.wb.selection(), x, y)
 
     @param.depends(
         "wb.cell", "wb.day", "wb.model_version", "wb.region", "wb.window", "layer", "head", "block"
@@ -563,8 +585,7 @@ class AttentionView(_View):
                 f"Spatial attention of {title_cell}",
             )  # fmt: skip
             heat = heat * plots.cell_marker(sel, q["row"], q["col"])
-            self.tap.source = heat
-            panes.append(pn.pane.HoloViews(heat, sizing_mode="fixed"))
+            panes.append(pn.pane.HoloViews(heat, sizing_mode="fixed", linked_axes=False))
         else:
             panes.append(pn.pane.Markdown("This model has no spatial attention."))
         if layer["temporal"] is not None:
@@ -573,7 +594,7 @@ class AttentionView(_View):
                 att["days"], weights[min(self.head, weights.shape[0] - 1)], q["day"],
                 f"Temporal attention of {title_cell} over its window",
             )  # fmt: skip
-            panes.append(pn.pane.HoloViews(curve))
+            panes.append(pn.pane.HoloViews(curve, linked_axes=False))
         else:
             panes.append(pn.pane.Markdown("This model has no temporal attention."))
         return pn.Column(*panes)
@@ -581,8 +602,9 @@ class AttentionView(_View):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown(
-                "Pick the cell on the *Imputed fields* maps (or click inside the heat map) and the "
-                "day in the sidebar. Weights sum to one over the keys."
+                "Pick the cell on the *Imputed fields* maps and the day in the sidebar. The heat map "
+                "shows where the cell looks on that day, the curve which days of its window it "
+                "uses; each sums to one over its keys."
             ),
             pn.Row(
                 pn.widgets.IntInput.from_param(self.param.layer, name="Layer", width=110),
