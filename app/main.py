@@ -12,7 +12,7 @@ from __future__ import annotations
 import holoviews as hv
 import panel as pn
 
-from workbench.state import Workbench, default_dataset
+from workbench.state import Workbench, default_data_job
 from workbench.views import (
     AttentionView,
     DataView,
@@ -37,8 +37,53 @@ fixed hold-out: 20 % of the observed days, hidden from every method.
 
 
 def create_app() -> pn.template.BootstrapTemplate:
-    """The page for one browser session."""
-    label, ds = default_dataset()
+    """The page for one browser session: the workbench, once the default data are ready.
+
+    On a fresh server the built-in scenario is generated (and cached) in the background first,
+    with a progress indicator in the page.
+    """
+    sidebar, main = pn.Column(), pn.Column(sizing_mode="stretch_width")
+    template = pn.template.BootstrapTemplate(
+        title="stimpute · sparse soil-moisture workbench",
+        sidebar=[sidebar],
+        main=[main],
+        # Bootstrap rather than Fast: the Fast design always loads a web font, which fails offline.
+        header_background="#2b6a99",
+        sidebar_width=330,
+    )
+    job = default_data_job()
+    if job.status == "done":
+        _fill(template, sidebar, main, *job.result)
+        return template
+    waiting = pn.pane.Markdown(
+        "Preparing the data (the built-in scenario is created on first use)."
+    )
+    main[:] = [waiting, pn.indicators.Progress(active=True, width=320)]
+
+    def check() -> None:
+        snap = job.snapshot()
+        if snap["status"] == "running":
+            waiting.object = f"Preparing the data: {snap['message'] or 'starting'} …"
+        elif snap["status"] == "done":
+            ready.stop()
+            _fill(template, sidebar, main, *job.result)
+        else:
+            ready.stop()
+            waiting.object = f"The data could not be prepared: {snap['error']}"
+
+    ready = pn.state.add_periodic_callback(check, period=POLL_MS) if _in_session() else None
+    if ready is None:  # no server session (scripts, tests): wait here
+        job.join()
+        _fill(template, sidebar, main, *job.result)
+    return template
+
+
+def _in_session() -> bool:
+    return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+
+
+def _fill(template, sidebar: pn.Column, main: pn.Column, label: str, ds) -> None:
+    """Build the workbench for one session on ``ds`` and put it into the page."""
     wb = Workbench(ds, label=label)
     data = DataView(wb)
     model = ModelView(wb)
@@ -101,7 +146,7 @@ def create_app() -> pn.template.BootstrapTemplate:
                 f"{snap['name']}: {snap['status']} ({pct:.0f} %) {snap['message'] or ''}"
             )
 
-    sidebar = [
+    controls = [
         pn.pane.Markdown("### Data"),
         pn.Row(pn.widgets.Select.from_param(wb.param.source, name=""), refresh),
         load,
@@ -115,21 +160,14 @@ def create_app() -> pn.template.BootstrapTemplate:
         job_line,
         pn.pane.Markdown(ABOUT),
     ]
-    template = pn.template.BootstrapTemplate(
-        title="stimpute · sparse soil-moisture workbench",
-        sidebar=sidebar,
-        main=[tabs],
-        # Bootstrap rather than Fast: the Fast design always loads a web font, which fails offline.
-        header_background="#2b6a99",
-        sidebar_width=330,
-    )
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+    sidebar[:] = controls
+    main[:] = [tabs]
+    template.workbench = wb  # for tests and debugging
+    if _in_session():
         pn.state.add_periodic_callback(poll, period=POLL_MS)
         pn.state.on_session_destroyed(lambda _ctx: wb.close())
-        # The shipped checkpoint is loaded at once so the imputation views work immediately.
-        pn.state.onload(notify_errors(lambda: wb.load_checkpoint()))
-    template.workbench = wb  # for tests and debugging
-    return template
+    # The shipped checkpoint is loaded at once so the imputation views work immediately.
+    notify_errors(wb.load_checkpoint)()
 
 
 create_app().servable()

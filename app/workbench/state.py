@@ -99,6 +99,26 @@ def default_dataset(progress=None) -> tuple[str, xr.Dataset]:
     return BUILTIN, _shared(("data", BUILTIN), lambda: load_scenario(progress=progress))
 
 
+_DEFAULT_JOB: Job | None = None
+
+
+def default_data_job() -> Job:
+    """The server's one job that makes the default data ready; every session polls it.
+
+    The first session of a fresh server starts it (the built-in scenario is generated and cached
+    then, in seconds); later sessions find it done. A failed job is started again.
+    """
+    global _DEFAULT_JOB
+    with _DATA_LOCK:
+        job = _DEFAULT_JOB
+        if job is None or job.status == "failed":
+            job = _DEFAULT_JOB = Job(
+                "data", lambda j: default_dataset(progress=lambda m: j.report(None, m))
+            )
+            job.start()
+    return job
+
+
 def _default_if_loaded(label: str) -> xr.Dataset | None:
     """The server's default Dataset when it is already loaded under ``label``, else None."""
     path = os.environ.get("STIMPUTE_DATA")
