@@ -12,7 +12,7 @@ from __future__ import annotations
 import holoviews as hv
 import panel as pn
 
-from workbench.state import Workbench, default_data_job
+from workbench.state import Workbench, data_is_ready, default_data_job
 from workbench.views import (
     AttentionView,
     DataView,
@@ -51,7 +51,7 @@ def create_app() -> pn.template.BootstrapTemplate:
         header_background="#2b6a99",
         sidebar_width=330,
     )
-    job = default_data_job()
+    job = default_data_job(wait=data_is_ready())
     if job.status == "done":
         _fill(template, sidebar, main, *job.result)
         return template
@@ -66,7 +66,7 @@ def create_app() -> pn.template.BootstrapTemplate:
             waiting.object = f"Preparing the data: {snap['message'] or 'starting'} …"
         elif snap["status"] == "done":
             ready.stop()
-            _fill(template, sidebar, main, *job.result)
+            _fill(template, sidebar, main, *job.result, shown=True)
         else:
             ready.stop()
             waiting.object = f"The data could not be prepared: {snap['error']}"
@@ -82,7 +82,9 @@ def _in_session() -> bool:
     return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
 
 
-def _fill(template, sidebar: pn.Column, main: pn.Column, label: str, ds) -> None:
+def _fill(
+    template, sidebar: pn.Column, main: pn.Column, label: str, ds, *, shown: bool = False
+) -> None:
     """Build the workbench for one session on ``ds`` and put it into the page."""
     wb = Workbench(ds, label=label)
     data = DataView(wb)
@@ -100,6 +102,13 @@ def _fill(template, sidebar: pn.Column, main: pn.Column, label: str, ds) -> None
     # Not dynamic: a hidden dynamic tab keeps detached models, and updating them (the job
     # status, say) makes Panel point their stylesheets at its CDN, which fails offline.
     tabs = pn.Tabs(*views.items(), sizing_mode="stretch_width")
+    attention = views["Attention"]
+    names = list(views)
+
+    def _tab_changed(event) -> None:
+        attention.visible = names[event.new] == "Attention"
+
+    tabs.param.watch(_tab_changed, "active")
 
     load = pn.widgets.Button(name="Load data", button_type="primary")
     load.on_click(notify_errors(lambda _e: wb.load_source(wb.source)))
@@ -147,15 +156,15 @@ def _fill(template, sidebar: pn.Column, main: pn.Column, label: str, ds) -> None
             )
 
     controls = [
-        pn.pane.Markdown("### Data"),
+        pn.pane.Markdown("#### Data", margin=(0, 10)),
         pn.Row(pn.widgets.Select.from_param(wb.param.source, name=""), refresh),
         load,
-        pn.pane.Markdown("### Region (lon/lat, snapped to cells)"),
+        pn.pane.Markdown("#### Region (lon/lat, snapped to cells)", margin=(0, 10)),
         data.controls(),
-        pn.pane.Markdown("### Time"),
+        pn.pane.Markdown("#### Time", margin=(0, 10)),
         window,
         pn.widgets.DatePicker.from_param(wb.param.day, name="Day"),
-        pn.pane.Markdown("### Model"),
+        pn.pane.Markdown("#### Model", margin=(0, 10)),
         model.controls(),
         job_line,
         pn.pane.Markdown(ABOUT),
@@ -163,11 +172,15 @@ def _fill(template, sidebar: pn.Column, main: pn.Column, label: str, ds) -> None
     sidebar[:] = controls
     main[:] = [tabs]
     template.workbench = wb  # for tests and debugging
+    # The shipped checkpoint is loaded at once so the imputation views work immediately (after
+    # the page is shown, when there is a page).
     if _in_session():
         pn.state.add_periodic_callback(poll, period=POLL_MS)
         pn.state.on_session_destroyed(lambda _ctx: wb.close())
-    # The shipped checkpoint is loaded at once so the imputation views work immediately.
-    notify_errors(wb.load_checkpoint)()
+    if _in_session() and not shown:
+        pn.state.onload(notify_errors(wb.load_checkpoint))
+    else:
+        notify_errors(wb.load_checkpoint)()
 
 
 create_app().servable()

@@ -121,6 +121,7 @@ def test_workbench_in_a_browser(tmp_path, app_server):
 
             # Clicking a cell on a map picks it (the caption and the series follow).
             _tab(page, "Imputed fields").click()
+            page.wait_for_timeout(1500)  # the tab's plots are laid out
             caption = page.get_by_text(re.compile(r"Cell: row \d+, col \d+")).first
             before = caption.inner_text()
             _click_in(page, 0.3, 0.3)
@@ -128,6 +129,7 @@ def test_workbench_in_a_browser(tmp_path, app_server):
 
             # Dragging a box on the data map selects a region.
             _tab(page, "Data & region").click()
+            page.wait_for_timeout(1500)
             summary = page.get_by_text(re.compile(r"Selection: W")).first
             before = summary.inner_text()
             _drag_in(page, (0.3, 0.3), (0.5, 0.5))

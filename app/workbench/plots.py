@@ -111,6 +111,20 @@ def series_plot(frame: pd.DataFrame, title: str, *, points: tuple[str, ...] = ()
     )
 
 
+def fixed_series(frame: pd.DataFrame, title: str, *, points: tuple[str, ...] = ()) -> hv.Overlay:
+    """Like :func:`series_plot` but always one layer per column (empty ones included), so that a
+    DynamicMap can update the plot in place."""
+    layers = []
+    for column in frame.columns:
+        kind = hv.Scatter if column in points else hv.Curve
+        element = kind((frame.index, frame[column].values), "time", SM_LABEL, label=str(column))
+        layers.append(element.opts(tools=["hover"]))
+    return hv.Overlay(layers).opts(
+        hv.opts.Scatter(size=5),
+        hv.opts.Overlay(title=title, legend_position="right", responsive=True, height=300),
+    )
+
+
 def training_curves(losses: list[tuple[int, float]], history: list[dict]) -> hv.Layout:
     """Training loss per step and validation MAE per epoch."""
     loss = hv.Curve(losses, "step", "training L1 loss (standardised)").opts(

@@ -33,7 +33,12 @@ import xarray as xr
 
 from stimpute_core.baselines import BASELINES, make_imputer
 from stimpute_core.data import TARGET, TRUTH, open_dataset, select_region, select_time, write_netcdf
-from stimpute_core.data.scenario import default_cache_dir, load_scenario
+from stimpute_core.data.scenario import (
+    ScenarioConfig,
+    default_cache_dir,
+    load_scenario,
+    scenario_path,
+)
 from stimpute_core.data.selection import data_extent, station_cells
 from stimpute_core.data.sources import list_sources, load_source
 from stimpute_core.masks import apply_holdout
@@ -102,11 +107,19 @@ def default_dataset(progress=None) -> tuple[str, xr.Dataset]:
 _DEFAULT_JOB: Job | None = None
 
 
-def default_data_job() -> Job:
+def data_is_ready() -> bool:
+    """Whether the default data can be opened at once (named file, or scenario cached/loaded)."""
+    if os.environ.get("STIMPUTE_DATA"):
+        return True
+    return _default_if_loaded(BUILTIN) is not None or scenario_path(ScenarioConfig()).is_file()
+
+
+def default_data_job(*, wait: bool = False) -> Job:
     """The server's one job that makes the default data ready; every session polls it.
 
     The first session of a fresh server starts it (the built-in scenario is generated and cached
-    then, in seconds); later sessions find it done. A failed job is started again.
+    then, in seconds); later sessions find it done. A failed job is started again. ``wait``
+    joins it (for data that open in a second or two, where a progress page is not worth it).
     """
     global _DEFAULT_JOB
     with _DATA_LOCK:
@@ -116,6 +129,8 @@ def default_data_job() -> Job:
                 "data", lambda j: default_dataset(progress=lambda m: j.report(None, m))
             )
             job.start()
+    if wait:
+        job.join()
     return job
 
 

@@ -322,6 +322,12 @@ class FieldsView(_View):
             show_loop_controls=False, width=340,
         )  # fmt: skip
         self.player.param.watch(self._played, "value")
+        self.caption = pn.pane.Markdown("")
+        wb.param.watch(
+            self._update_caption,
+            ["results_version", "method", "region", "window", "model_version", "cell"],
+        )
+        self._update_caption()
         wb.param.watch(self._window_changed, ["window", "region", "data_version"])
         self._window_changed()
 
@@ -398,34 +404,37 @@ class FieldsView(_View):
     def _marker(self):
         return plots.cell_marker(self.wb.selection(), *self.wb.cell)
 
-    @param.depends(
-        "wb.results_version", "wb.method", "wb.region", "wb.window", "wb.model_version", "wb.cell"
-    )
-    def _caption(self):
+    def _update_caption(self, *_events) -> None:
         wb = self.wb
         r, c = wb.cell
         cell = f"Cell: row {int(r)}, col {int(c)} (click a map to pick another)."
         if wb.run() is None:
-            return pn.pane.Markdown(f"No imputation for this selection yet (see *Model*). {cell}")
-        return pn.pane.Markdown(f"Imputed with **{wb.method_label()}**. {cell}")
+            self.caption.object = f"No imputation for this selection yet (see *Model*). {cell}"
+        else:
+            self.caption.object = f"Imputed with **{wb.method_label()}**. {cell}"
 
     @param.depends("wb.cell", "wb.results_version", "wb.region", "wb.window", "wb.method")
     def _series(self):
+        # Always the same three layers, so the plot is updated in place, not rebuilt.
         wb = self.wb
         sel = wb.selection()
         r, c = wb.cell
         r = min(max(int(r), 0), sel.sizes["y"] - 1)
         c = min(max(int(c), 0), sel.sizes["x"] - 1)
-        frame = pd.DataFrame({"observed": sel[TARGET].values[:, r, c]}, index=sel["time"].values)
+        times = sel["time"].values
+        nan = np.full(len(times), np.nan)
         run = wb.run()
-        if run is not None:
-            frame[wb.method_label()] = run.full.values[:, r, c]
-        if TRUTH in sel.data_vars:
-            frame["truth"] = sel[TRUTH].values[:, r, c]
-        lat, lon = float(sel["lat"].values[r, c]), float(sel["lon"].values[r, c])
-        return plots.series_plot(
-            frame, f"Cell row {r}, col {c} ({lat:.4f}°N, {lon:.4f}°E)", points=("observed",)
+        frame = pd.DataFrame(
+            {
+                "observed": sel[TARGET].values[:, r, c],
+                "imputed": run.full.values[:, r, c] if run is not None else nan,
+                "truth": sel[TRUTH].values[:, r, c] if TRUTH in sel.data_vars else nan,
+            },
+            index=times,
         )
+        lat, lon = float(sel["lat"].values[r, c]), float(sel["lon"].values[r, c])
+        title = f"Cell row {r}, col {c} ({lat:.4f}°N, {lon:.4f}°E); imputed: {wb.method_label()}"
+        return plots.fixed_series(frame, title, points=("observed",))
 
     def __panel__(self):
         wb = self.wb
@@ -443,9 +452,9 @@ class FieldsView(_View):
                 self.player,
                 pn.widgets.RadioButtonGroup.from_param(self.param.show, name="Third map"),
             ),
-            self._caption,
+            self.caption,
             pn.Row(*maps),
-            pn.pane.HoloViews(self._series, linked_axes=False),
+            pn.pane.HoloViews(hv.DynamicMap(self._series), linked_axes=False),
         )
 
 
@@ -557,10 +566,23 @@ class AttentionView(_View):
     layer = param.Integer(default=0, bounds=(0, 0))
     head = param.Integer(default=0, bounds=(0, 0))
     block = param.Integer(default=0, bounds=(0, 1), doc="Spatial block (shift 0 or 2)")
+    visible = param.Boolean(default=False, doc="Set by the page: only a shown tab computes")
 
-    @param.depends(
-        "wb.cell", "wb.day", "wb.model_version", "wb.region", "wb.window", "layer", "head", "block"
-    )
+    def __init__(self, wb: Workbench, **params):
+        super().__init__(wb, **params)
+        # Redrawn by hand, and only while shown: a hidden tab that rebuilt its plots on every
+        # change of day or cell would make those changes slow for the whole page.
+        self.content = pn.Column()
+        self._stale = True
+        wb.param.watch(self._changed, ["cell", "day", "model_version", "region", "window"])
+        self.param.watch(self._changed, ["layer", "head", "block", "visible"])
+
+    def _changed(self, *_events) -> None:
+        self._stale = True
+        if self.visible:
+            self._stale = False
+            self.content.objects = [notify_errors(self._content)() or pn.pane.Markdown("")]
+
     def _content(self):
         wb = self.wb
         if wb.model is None:
@@ -611,7 +633,7 @@ class AttentionView(_View):
                 pn.widgets.IntInput.from_param(self.param.head, name="Head", width=110),
                 pn.widgets.IntInput.from_param(self.param.block, name="Spatial block", width=130),
             ),
-            self._content,
+            self.content,
         )
 
 
