@@ -99,13 +99,21 @@ def _fill(
         "Attention": AttentionView(wb),
         "Export": ExportView(wb),
     }
-    # Not dynamic: a hidden dynamic tab keeps detached models, and updating them (the job
-    # status, say) makes Panel point their stylesheets at its CDN, which fails offline.
-    tabs = pn.Tabs(*views.items(), sizing_mode="stretch_width")
-    attention = views["Attention"]
+    # Each tab is built the first time it is shown and kept from then on: a page with every
+    # view built holds about a thousand Bokeh models, which slows the first paint and every
+    # update. (Panel's own dynamic tabs are not used: they keep the models of hidden tabs
+    # detached, and updating those makes Panel point their stylesheets at its CDN, which fails
+    # offline.)
     names = list(views)
+    slots = [pn.Column(sizing_mode="stretch_width") for _ in names]
+    slots[0].objects = [views[names[0]]]
+    tabs = pn.Tabs(*zip(names, slots, strict=True), sizing_mode="stretch_width")
+    attention = views["Attention"]
 
     def _tab_changed(event) -> None:
+        slot = slots[event.new]
+        if not slot.objects:
+            slot.objects = [views[names[event.new]]]
         attention.visible = names[event.new] == "Attention"
 
     tabs.param.watch(_tab_changed, "active")
