@@ -93,32 +93,24 @@ def station_points(stations: pd.DataFrame, *, size: int = 9) -> hv.Points:
     )
 
 
-def series_plot(frame: pd.DataFrame, title: str, *, points: tuple[str, ...] = ()) -> hv.Overlay:
-    """Columns of a time-indexed frame: those in ``points`` as markers, the rest as lines."""
+def series_plot(
+    frame: pd.DataFrame, title: str, *, points: tuple[str, ...] = (), fixed: bool = False
+) -> hv.Overlay:
+    """Columns of a time-indexed frame: those in ``points`` as markers, the rest as lines.
+
+    Empty columns are left out, unless ``fixed``: then every column keeps its layer, so that a
+    DynamicMap can update the plot in place instead of rebuilding it.
+    """
     layers = []
     for column in frame.columns:
-        data = frame[column].dropna()
-        if data.empty:
+        data = frame[column] if fixed else frame[column].dropna()
+        if data.empty and not fixed:
             continue
         kind = hv.Scatter if column in points else hv.Curve
         element = kind((data.index, data.values), "time", SM_LABEL, label=str(column))
         layers.append(element.opts(tools=["hover"]))
     if not layers:
         return hv.Overlay([hv.Curve([], "time", SM_LABEL)]).opts(title=f"{title} (no data)")
-    return hv.Overlay(layers).opts(
-        hv.opts.Scatter(size=5),
-        hv.opts.Overlay(title=title, legend_position="right", responsive=True, height=300),
-    )
-
-
-def fixed_series(frame: pd.DataFrame, title: str, *, points: tuple[str, ...] = ()) -> hv.Overlay:
-    """Like :func:`series_plot` but always one layer per column (empty ones included), so that a
-    DynamicMap can update the plot in place."""
-    layers = []
-    for column in frame.columns:
-        kind = hv.Scatter if column in points else hv.Curve
-        element = kind((frame.index, frame[column].values), "time", SM_LABEL, label=str(column))
-        layers.append(element.opts(tools=["hover"]))
     return hv.Overlay(layers).opts(
         hv.opts.Scatter(size=5),
         hv.opts.Overlay(title=title, legend_position="right", responsive=True, height=300),

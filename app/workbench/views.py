@@ -434,7 +434,7 @@ class FieldsView(_View):
         )
         lat, lon = float(sel["lat"].values[r, c]), float(sel["lon"].values[r, c])
         title = f"Cell row {r}, col {c} ({lat:.4f}°N, {lon:.4f}°E); imputed: {wb.method_label()}"
-        return plots.fixed_series(frame, title, points=("observed",))
+        return plots.series_plot(frame, title, points=("observed",), fixed=True)
 
     def __panel__(self):
         wb = self.wb
