@@ -537,6 +537,29 @@ def test_shipped_runs_are_not_shared_between_different_data(scenario):
         np.testing.assert_array_equal(full[observed], obs[observed])
 
 
+def test_baseline_runs_are_shared_by_sessions_on_the_server_data(scenario, tmp_path, monkeypatch):
+    path = write_netcdf(scenario, tmp_path / "server.nc")
+    monkeypatch.setenv("STIMPUTE_DATA", str(path))
+    runs = []
+    for _ in range(2):
+        wb = Workbench(label="server.nc")
+        wb.method, wb.compare = "mean", ["linear"]
+        wb.set_region(*box(wb.ds))
+        wb.impute()
+        wb.wait()
+        runs.append(wb.run("mean"))
+        # Each method keeps its own result.
+        assert wb.run("linear").method == "linear"
+        assert not np.allclose(wb.run("linear").full.values, wb.run("mean").full.values)
+    assert runs[0] is not None and runs[0] is runs[1]
+    alone = Workbench(scenario, label=LABEL)  # data of its own: nothing shared
+    alone.method, alone.compare = "mean", []
+    alone.set_region(*box(scenario))
+    alone.impute()
+    alone.wait()
+    assert alone.run("mean") is not runs[0]
+
+
 # --------------------------------------------------------------------------- data folder
 
 

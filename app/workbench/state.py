@@ -566,9 +566,11 @@ class Workbench(param.Parameterized):
                 if job.cancel_event.is_set():
                     break
                 job.report(i / max(len(todo), 1), f"imputing with {method}")
-                if method == ST and model_label.startswith(SHIPPED):
-                    # A shipped checkpoint gives the same result for every session: share it.
-                    shared_key = ("run", self.data_token, *key[1:], model_label)
+                if method != ST or model_label.startswith(SHIPPED):
+                    # A baseline or a shipped checkpoint gives the same result for every
+                    # session on the same data: share it (a second session's maps come at once).
+                    made_by = model_label if method == ST else method
+                    shared_key = ("run", self.data_token, *key[1:], made_by)
                     out[method] = _shared(shared_key, lambda m=method: one(m))
                 else:
                     out[method] = one(method)

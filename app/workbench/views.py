@@ -9,6 +9,7 @@ as a notification and leaves the page as it was.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import holoviews as hv
@@ -17,6 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
+from holoviews.core.spaces import get_nested_dmaps
 
 from stimpute_core.data import TARGET, TRUTH
 from stimpute_core.data.summary import (
@@ -57,6 +59,39 @@ def _table(frame: pd.DataFrame, **kwargs) -> pn.widgets.Tabulator:
         formatters={c: NumberFormatter(format="0.0000") for c in floats},
         **kwargs,
     )
+
+
+@contextlib.contextmanager
+def one_update():
+    """Make every change to the page inside this block one document update.
+
+    Bokeh walks the whole document after each plot or pane update unless its model graph is
+    frozen; one walk per user action instead of one per plot is what keeps a day or cell
+    change fast.
+    """
+    with pn.io.hold(freeze=True):
+        yield
+
+
+def redraw(*streams: hv.streams.Stream) -> None:
+    """Redraw the plots fed by these streams as one document update (none: not in the page)."""
+    shown = [s for s in streams if s.subscribers]
+    if not shown:
+        return
+    with one_update():
+        for stream in shown:
+            stream.event()
+
+
+def forget_frames(layout: pn.viewable.Viewable) -> None:
+    """Drop the frames kept by the DynamicMaps of a view that is out of the page.
+
+    A DynamicMap redrawn by streams keeps its first frame, and a plot made for it again starts
+    from that frame: without this, a tab shown again would draw the state of its first showing.
+    """
+    for pane in layout.select(pn.pane.HoloViews):
+        for dmap in get_nested_dmaps(pane.object):
+            dmap.reset()
 
 
 class _View(pn.viewable.Viewer):
@@ -311,9 +346,16 @@ class ModelView(_View):
 
 
 class FieldsView(_View):
-    """Linked maps for one day (observations, imputation, truth or error) and a cell's series."""
+    """Linked maps for one day (observations, imputation, truth or error) and a cell's series.
+
+    The plots are redrawn by :meth:`_redraw`, in one batch per change and only those that the
+    change touches: a new day redraws the three maps, a new cell the markers and the series.
+    """
 
     show = param.Selector(default="error", objects=["error", "truth"])
+
+    _MAPS = ("day", "results_version", "method", "region", "window", "data_version", "show")
+    _CELL = ("cell", "results_version", "method", "region", "window", "data_version")
 
     def __init__(self, wb: Workbench, **params):
         super().__init__(wb, **params)
@@ -323,13 +365,27 @@ class FieldsView(_View):
         )  # fmt: skip
         self.player.param.watch(self._played, "value")
         self.caption = pn.pane.Markdown("")
-        wb.param.watch(
-            self._update_caption,
-            ["results_version", "method", "region", "window", "model_version", "cell"],
-        )
+        self._map_redraw = [hv.streams.Stream() for _ in range(3)]
+        self._marker_redraw = [hv.streams.Stream() for _ in range(3)]
+        self._series_redraw = hv.streams.Stream()
+        wb.param.watch(self._redraw, sorted({*self._MAPS[:-1], *self._CELL, "model_version"}))
+        self.param.watch(self._redraw, "show")
         self._update_caption()
         wb.param.watch(self._window_changed, ["window", "region", "data_version"])
         self._window_changed()
+
+    def _redraw(self, *events) -> None:
+        names = {e.name for e in events}
+        streams = []
+        if names & set(self._MAPS):
+            streams += self._map_redraw
+        if names & set(self._CELL):
+            streams += [*self._marker_redraw, self._series_redraw]
+        shown = any(s.subscribers for s in streams)
+        with one_update() if shown else contextlib.nullcontext():
+            if names & {*self._CELL, "model_version"}:
+                self._update_caption()
+            redraw(*streams)
 
     def _days(self) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.wb.selection()["time"].values)
@@ -353,7 +409,6 @@ class FieldsView(_View):
         ti = int(pd.DatetimeIndex(sel["time"].values).get_indexer([pd.Timestamp(self.wb.day)])[0])
         return max(ti, 0)
 
-    @param.depends("wb.day", "wb.cell", "wb.region", "wb.window", "wb.data_version")
     def _observed_map(self):
         wb = self.wb
         sel = wb.selection()
@@ -363,7 +418,6 @@ class FieldsView(_View):
             sel, obs, plots.SM_LABEL, title=title, clim=plots.SM_LIMITS, cmap="YlGnBu"
         )
 
-    @param.depends("wb.day", "wb.cell", "wb.results_version", "wb.method", "wb.region", "wb.window")
     def _imputed_map(self):
         wb = self.wb
         sel = wb.selection()
@@ -377,9 +431,6 @@ class FieldsView(_View):
             sel, values, plots.SM_LABEL, title=title, clim=plots.SM_LIMITS, cmap="YlGnBu"
         )
 
-    @param.depends(
-        "wb.day", "wb.cell", "wb.results_version", "wb.method", "show", "wb.region", "wb.window"
-    )
     def _third_map(self):
         wb = self.wb
         sel = wb.selection()
@@ -400,7 +451,6 @@ class FieldsView(_View):
             )  # fmt: skip
         return mesh
 
-    @param.depends("wb.cell", "wb.region", "wb.window", "wb.data_version")
     def _marker(self):
         return plots.cell_marker(self.wb.selection(), *self.wb.cell)
 
@@ -413,7 +463,6 @@ class FieldsView(_View):
         else:
             self.caption.object = f"Imputed with **{wb.method_label()}**. {cell}"
 
-    @param.depends("wb.cell", "wb.results_version", "wb.region", "wb.window", "wb.method")
     def _series(self):
         # Always the same three layers, so the plot is updated in place, not rebuilt.
         wb = self.wb
@@ -439,12 +488,15 @@ class FieldsView(_View):
     def __panel__(self):
         wb = self.wb
         maps = []
-        for method in (self._observed_map, self._imputed_map, self._third_map):
-            dmap = hv.DynamicMap(method)
+        methods = (self._observed_map, self._imputed_map, self._third_map)
+        for method, redraw_map, redraw_marker in zip(
+            methods, self._map_redraw, self._marker_redraw, strict=True
+        ):
+            dmap = hv.DynamicMap(method, streams=[redraw_map])
             # A click on any map picks the cell. The stream's source is the mesh alone: a Tap
             # on a DynamicMap that returns an overlay never fires.
             hv.streams.Tap(source=dmap).add_subscriber(notify_errors(self._tapped))
-            shown = dmap * hv.DynamicMap(self._marker)
+            shown = dmap * hv.DynamicMap(self._marker, streams=[redraw_marker])
             maps.append(pn.pane.HoloViews(shown, sizing_mode="fixed", linked_axes=False))
         return pn.Column(
             pn.Row(
@@ -454,15 +506,43 @@ class FieldsView(_View):
             ),
             self.caption,
             pn.Row(*maps),
-            pn.pane.HoloViews(hv.DynamicMap(self._series), linked_axes=False),
+            pn.pane.HoloViews(
+                hv.DynamicMap(self._series, streams=[self._series_redraw]), linked_axes=False
+            ),
         )
 
 
 class ValidationView(_View):
-    """Stations on the map, one station's series, and the metrics against the 0.04 target."""
+    """Stations on the map, one station's series, and the metrics against the 0.04 target.
+
+    A change of station redraws the ring on the map and the series in place, in one batch; the
+    series plot is rebuilt only when its set of lines changes (other methods, other data).
+    """
 
     def __init__(self, wb: Workbench, **params):
         super().__init__(wb, **params)
+        self._ring_redraw = hv.streams.Stream()
+        self._series_redraw = hv.streams.Stream()
+        self._frame = pd.DataFrame()
+        self._columns: tuple | None = None
+        self.series = pn.pane.HoloViews(hv.Curve([]), linked_axes=False)
+        wb.param.watch(
+            self._station_changed,
+            ["station", "results_version", "region", "window", "data_version"],
+        )
+        self._station_changed()
+
+    def _station_changed(self, *_events) -> None:
+        wb = self.wb
+        station = wb.station if wb.station in wb.param.station.objects else None
+        self._frame = wb.station_series(station) if station is not None else pd.DataFrame()
+        columns = tuple(self._frame.columns)
+        if columns != self._columns:  # other lines: a new plot
+            self._columns = columns
+            self.series.object = hv.DynamicMap(self._series, streams=[self._series_redraw])
+            redraw(self._ring_redraw)
+        else:
+            redraw(self._ring_redraw, self._series_redraw)
 
     def _tapped(self, x, y) -> None:
         if x is None:
@@ -481,7 +561,6 @@ class ValidationView(_View):
             sel, frac, "observed fraction", title="Stations: nested 36, 9 and 3 km", cmap="Greys"
         )
 
-    @param.depends("wb.region", "wb.window", "wb.data_version", "wb.station")
     def _stations(self):
         stations = station_nests(self.wb.selection())
         if stations.empty:
@@ -492,15 +571,15 @@ class ValidationView(_View):
         )
         return plots.station_points(stations) * ring
 
-    @param.depends("wb.station", "wb.results_version", "wb.region", "wb.window")
     def _series(self):
-        frame = self.wb.station_series()
+        frame = self._frame
         if frame.empty:
             return hv.Curve([]).opts(title="No station in this selection")
         return plots.series_plot(
             frame,
             f"Station {self.wb.station}: in situ, satellite and imputed",
             points=("satellite",),
+            fixed=True,
         )
 
     @param.depends("wb.results_version", "wb.region", "wb.window", "wb.data_version")
@@ -525,7 +604,7 @@ class ValidationView(_View):
         base = hv.DynamicMap(self._map)
         # A click on the map picks the nearest station (the stream's source is the mesh alone).
         hv.streams.Tap(source=base).add_subscriber(notify_errors(self._tapped))
-        station_map = base * hv.DynamicMap(self._stations)
+        station_map = base * hv.DynamicMap(self._stations, streams=[self._ring_redraw])
         return pn.Column(
             pn.Row(
                 pn.pane.HoloViews(station_map, sizing_mode="fixed", linked_axes=False),
@@ -534,7 +613,7 @@ class ValidationView(_View):
                     pn.pane.Markdown("Click a station on the map, or pick it here."),
                 ),
             ),
-            pn.pane.HoloViews(self._series, linked_axes=False),
+            self.series,
             self._tables,
         )
 
@@ -682,5 +761,6 @@ __all__ = [
     "ModelView",
     "SparsityView",
     "ValidationView",
+    "forget_frames",
     "notify_errors",
 ]

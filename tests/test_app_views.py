@@ -1,0 +1,174 @@
+"""The workbench page without a browser: what the views put in the Bokeh document and when.
+
+The page is built as the server builds it (``workbench.page.create_app``) on a small scenario
+named by ``STIMPUTE_DATA`` and attached to a Bokeh ``Document``; setting the session state then
+runs every watcher and plot update synchronously, as a browser event would on the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+from bokeh.document import Document
+from bokeh.models import ColumnDataSource, Legend, Title
+from panel.io.state import set_curdoc
+
+from stimpute_core.data import TARGET, write_netcdf
+from stimpute_core.data.grid import TXSON_BOX, GridBox
+from stimpute_core.data.scenario import ScenarioConfig, make_scenario
+from workbench import page, state
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """One page on a 12 x 12 scenario, attached to a document, its first imputation done."""
+    root = tmp_path_factory.mktemp("views")
+    box = GridBox(row0=TXSON_BOX.row0, col0=TXSON_BOX.col0, nrows=12, ncols=12)
+    cfg = ScenarioConfig(start="2020-01-01", end="2020-12-31", box=box, n_stations=6)
+    path = write_netcdf(make_scenario(cfg), root / "small.nc")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("MODELS", "DATA", "CACHE"):
+            mp.setenv(f"STIMPUTE_{name}_DIR", str(root / name.lower()))
+        mp.setenv("STIMPUTE_DATA", str(path))
+        mp.setattr(state, "_SHARED", OrderedDict())
+        mp.setattr(state, "_DEFAULT_JOB", None)
+        page.extensions()
+        template = page.create_app()
+        wb = template.workbench
+        wb.compare = ["mean"]
+        wb.wait()
+        doc = Document()
+        with set_curdoc(doc):
+            template.server_doc(doc)
+            tabs = next(t for part in template.main for t in part.select(pn.Tabs))
+            yield template, wb, doc, tabs
+        wb.close()
+
+
+def titles(doc: Document) -> list[str]:
+    return [m.text for m in doc.models if isinstance(m, Title) and m.text]
+
+
+def show(tabs: pn.Tabs, name: str) -> None:
+    tabs.active = list(tabs._names).index(name)
+
+
+def count_recomputes(doc: Document, monkeypatch) -> list[int]:
+    """Count Bokeh's walks of the whole document (its costly step after a plot update)."""
+    calls = [0]
+    real = doc.models.recompute
+
+    def counted():
+        calls[0] += 1
+        real()
+
+    monkeypatch.setattr(doc.models, "recompute", counted)
+    return calls
+
+
+def next_observed_day(wb) -> dt.date:
+    sel = wb.selection()
+    times = pd.DatetimeIndex(sel["time"].values)
+    days = [t.date() for t in times[np.isfinite(sel[TARGET].values).any(axis=(1, 2))]]
+    later = [d for d in days if d > wb.day]
+    return later[0] if later else days[0]
+
+
+def test_only_the_shown_tab_is_in_the_document(app):
+    _, _, doc, tabs = app
+    show(tabs, "Validation (TxSON)")
+    assert "Stations: nested 36, 9 and 3 km" in titles(doc)
+    with_validation = len(doc.models)
+    show(tabs, "Sparsity")
+    assert "Stations: nested 36, 9 and 3 km" not in titles(doc)
+    assert "Fraction of days observed" in titles(doc)
+    assert len(doc.models) < with_validation
+    show(tabs, "Validation (TxSON)")  # built once, shown again
+    assert "Stations: nested 36, 9 and 3 km" in titles(doc)
+
+
+def test_day_change_redraws_the_maps_in_one_document_update(app, monkeypatch):
+    _, wb, doc, tabs = app
+    show(tabs, "Imputed fields")
+    assert any(t.startswith("Imputed: st-transformer") for t in titles(doc))
+    day = next_observed_day(wb)
+    calls = count_recomputes(doc, monkeypatch)
+    wb.day = day
+    assert calls[0] == 1
+    assert any(t.startswith(f"Observed {day:%Y-%m-%d}") for t in titles(doc))
+
+
+def test_a_hidden_view_does_not_touch_the_document(app, monkeypatch):
+    _, wb, doc, tabs = app
+    show(tabs, "Sparsity")
+    calls = count_recomputes(doc, monkeypatch)
+    wb.day = next_observed_day(wb)
+    wb.cell = (0, 0) if tuple(wb.cell) != (0, 0) else (1, 1)
+    assert calls[0] == 0
+
+
+def _marker_positions(doc: Document) -> list[tuple[float, float]]:
+    """Positions drawn by one-point sources (the red cell markers)."""
+    out = []
+    for m in doc.models:
+        if isinstance(m, ColumnDataSource) and set(m.data) >= {"lon", "lat"}:
+            if len(m.data["lon"]) == 1:
+                out.append((float(m.data["lon"][0]), float(m.data["lat"][0])))
+    return out
+
+
+def test_cell_change_moves_the_markers_and_the_series(app, monkeypatch):
+    _, wb, doc, tabs = app
+    show(tabs, "Imputed fields")
+    sel = wb.selection()
+    row, col = (1, 2) if tuple(wb.cell) != (1, 2) else (3, 4)
+    calls = count_recomputes(doc, monkeypatch)
+    wb.cell = (row, col)
+    assert calls[0] == 1
+    where = (float(sel["lon"].values[row, col]), float(sel["lat"].values[row, col]))
+    markers = _marker_positions(doc)
+    assert markers.count(where) == 3, markers  # one marker on each of the three maps
+    assert any(t.startswith(f"Cell row {row}, col {col} ") for t in titles(doc))
+
+
+def test_station_change_while_hidden_shows_when_the_tab_comes_back(app, monkeypatch):
+    _, wb, doc, tabs = app
+    stations = list(wb.param.station.objects)
+    assert len(stations) >= 2
+    show(tabs, "Validation (TxSON)")
+    other = stations[(stations.index(wb.station) + 1) % len(stations)]
+    calls = count_recomputes(doc, monkeypatch)
+    wb.station = other
+    assert calls[0] == 1
+    assert f"Station {other}: in situ, satellite and imputed" in titles(doc)
+    show(tabs, "Imputed fields")
+    hidden = stations[(stations.index(other) + 1) % len(stations)]
+    wb.station = hidden  # the Validation tab is out of the page: nothing drawn now
+    assert not any(t.startswith("Station ") for t in titles(doc))
+    show(tabs, "Validation (TxSON)")
+    assert f"Station {hidden}: in situ, satellite and imputed" in titles(doc)
+
+
+def legend_labels(doc: Document) -> set[str]:
+    return {
+        getattr(item.label, "value", None)
+        for m in doc.models
+        if isinstance(m, Legend)
+        for item in m.items
+    }
+
+
+def test_new_method_rebuilds_the_station_series_with_its_line(app):
+    _, wb, doc, tabs = app
+    show(tabs, "Validation (TxSON)")
+    assert "insitu" in legend_labels(doc)
+    assert "climatology" not in legend_labels(doc)
+    wb.compare = [*wb.compare, "climatology"]
+    wb.impute()
+    wb.wait()
+    assert "climatology" in legend_labels(doc)
