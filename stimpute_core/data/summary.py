@@ -71,8 +71,10 @@ def format_description(info: dict[str, Any]) -> str:
 
 def observed_fraction(ds: xr.Dataset) -> xr.DataArray:
     """Fraction of days on which each cell is observed: the sparsity map."""
-    frac = np.isfinite(ds[TARGET]).mean("time")
-    return frac.rename("observed_fraction").assign_attrs(long_name="fraction of days observed")
+    frac = np.isfinite(ds[TARGET]).mean("time").rename("observed_fraction")
+    # Only its own attributes: the target's units (m³/m³) would label the map wrongly.
+    frac.attrs = {"long_name": "fraction of days observed", "units": "1"}
+    return frac
 
 
 def daily_coverage(ds: xr.Dataset) -> pd.Series:
