@@ -1,4 +1,4 @@
-"""Classical gap-filling baselines: mean, climatology, linear interpolation, IDW and DINEOF.
+"""Classical gap-filling baselines: mean, climatology, linear interpolation, IDW, DINEOF, MF and Kalman.
 
 Each is an :class:`~stimpute_core.imputation.Imputer`: settings go to the constructor, ``fit(ds)``
 learns from the observed ``soil_moisture(time, y, x)`` only (never the truth), ``impute(ds)``
@@ -29,6 +29,8 @@ _OVERSAMPLE = 5
 _POWER_ITERATIONS = 1
 #: DINEOF: up to this min(time, cells) the subspace is the whole space, so the SVD is exact.
 _FULL_BASIS_MAX = 64
+#: Matrix factorisation: power steps of the subspace iteration giving the starting factors.
+_MF_POWER_ITERATIONS = 2
 #: Largest grid (cells) for which IDW keeps the full cell-to-cell weight table in memory.
 _IDW_TABLE_MAX_CELLS = 2500
 
@@ -491,6 +493,263 @@ class DINEOFImputer(_CellMeanImputer):
         return as_output(ds, estimate, self)
 
 
+def _ridge_rows(mask: np.ndarray, x: np.ndarray, factors: np.ndarray, l2: float) -> np.ndarray:
+    """Ridge regression of each row of ``x`` (rows, cols) on ``factors`` (cols, k), observed only.
+
+    ``mask`` is the 0/1 float mask of observed entries and ``x`` is 0 where unobserved. Row ``r``
+    solves ``(G_r + l2 I) u_r = factorsᵀ (m_r ∘ x_r)`` with ``G_r = Σ_c m_rc f_c f_cᵀ``; all the
+    Gram matrices come from one product ``mask @ outer`` and one batched solve. A row with no
+    observed entry gets ``u_r = 0`` exactly.
+    """
+    k = factors.shape[1]
+    outer = (factors[:, :, None] * factors[:, None, :]).reshape(-1, k * k)
+    gram = (mask @ outer).reshape(-1, k, k) + l2 * np.eye(k)
+    return np.linalg.solve(gram, (x @ factors)[..., None])[..., 0]
+
+
+def _spectral_factors(
+    x: np.ndarray, observed_fraction: float, rank: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Starting cell factors (cells, rank): the leading right singular vectors of ``x``.
+
+    ``x`` (time, cells) is 0 where missing, so ``x / observed_fraction`` estimates the full
+    matrix; its truncated SVD ``A S Bᵀ`` (a seeded subspace iteration with ``_OVERSAMPLE`` extra
+    vectors) gives the balanced factors ``B √S``. Starting ALS there rather than at random avoids
+    the poor local minima a random start sometimes falls into. Columns beyond min(time, cells)
+    are 0 (they stay 0: the rank is then min(time, cells)).
+    """
+    width = min(rank + _OVERSAMPLE, *x.shape)
+    basis, _ = np.linalg.qr(rng.standard_normal((x.shape[1], width)))
+    for _ in range(_MF_POWER_ITERATIONS):
+        basis, _ = np.linalg.qr(x.T @ (x @ basis))
+    _, sing, rot = np.linalg.svd(x @ basis, full_matrices=False)
+    k = min(rank, width)
+    factors = np.zeros((x.shape[1], rank))
+    factors[:, :k] = (basis @ rot.T[:, :k]) * np.sqrt(sing[:k] / observed_fraction)
+    return factors
+
+
+class MatrixFactorizationImputer(_CellMeanImputer):
+    """Low-rank matrix factorisation of the (time × cell) anomalies, as ``fancyimpute``'s.
+
+    The anomalies about the per-cell mean are divided by their RMS over the observed entries
+    (``scale_``) and factorised as ``X ≈ U Vᵀ`` (``U``: time × ``rank``, ``V``: cells × ``rank``)
+    by alternating ridge least squares on the observed entries only. ``l2`` is relative to the
+    data: the objective is the mean squared error per observed entry plus ``l2`` times the mean
+    squared norm of a day's and of a cell's factors, i.e. ``Σ_obs (x − u_t·v_n)² + l2 |obs|
+    (‖U‖² / T + ‖V‖² / N)``. The ridge weights are then ``l2`` times the mean number of
+    observations per day (``U``) or per cell (``V``), so neither the data's units nor the size
+    of the grid or period change its meaning (a fixed weight over-fits the many sparse rows).
+    Iterations (a ``U`` then a ``V`` step) start from the truncated SVD of the zero-filled
+    anomalies (``seed`` draws its random start) and stop when the observed-entry RMSE improves by
+    less than ``tol`` relatively, or after ``max_iter``.
+
+    ``fit`` learns the per-cell mean and the cell factors ``cell_factors_`` (``V``); ``impute(ds)``
+    solves the ``U`` step (with the fit's ridge weight ``day_penalty_``) for the days of ``ds``
+    from their observations and returns ``cell_mean_ + scale_ · U Vᵀ``. A day with no
+    observation gets ``u_t = 0``, i.e. exactly the per-cell mean, so the method cannot help when
+    whole days are missing; a cell never observed at fit gets ``v_n = 0``, i.e. its mean too.
+    Unlike DINEOF (EOFs by truncated SVD, rank chosen by cross-validation, refitted on the imputed
+    period), the rank is fixed and the factors are ridge-regularised and learnt at fit only.
+    """
+
+    name: ClassVar[str] = "mf"
+    cell_factors_: np.ndarray | None = None
+    scale_: float | None = None
+    day_penalty_: float | None = None
+    n_iter_: int | None = None
+
+    def __init__(
+        self,
+        rank: int = 10,
+        l2: float = 1e-2,
+        max_iter: int = 50,
+        tol: float = 1e-4,
+        seed: int = 0,
+    ):
+        if int(rank) != rank or rank < 1:
+            raise ValueError(f"rank must be a positive integer, got {rank!r}")
+        # l2 = 0 would leave the normal equations of days (cells) with fewer observations than
+        # the rank singular.
+        if not l2 > 0:
+            raise ValueError(f"l2 must be positive, got {l2!r}")
+        if int(max_iter) != max_iter or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        if not tol > 0:
+            raise ValueError(f"tol must be positive, got {tol!r}")
+        self.rank = int(rank)
+        self.l2 = float(l2)
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+        self.seed = int(seed)
+
+    def _scaled(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """0/1 observed mask and scaled anomalies (0 where missing), both (time, cells)."""
+        assert self.cell_mean_ is not None and self.scale_ is not None
+        x = ((values - self.cell_mean_) / self.scale_).reshape(values.shape[0], -1)
+        obs = np.isfinite(x)
+        return obs.astype(np.float64), np.where(obs, x, 0.0)
+
+    def fit(self, ds: xr.Dataset) -> MatrixFactorizationImputer:
+        """Learn ``cell_mean_``, ``scale_`` and ``cell_factors_`` (cells, rank) by ALS."""
+        values = self._fit_cell_mean(ds)
+        rms = float(np.sqrt(np.nanmean((values - self.cell_mean_) ** 2)))
+        self.scale_ = rms if rms > 0 else 1.0  # constant data: any scale, the factors are 0
+        mask, x = self._scaled(values)
+        n_time, n_cells = x.shape
+        n_obs = mask.sum()
+        day_penalty, cell_penalty = self.l2 * n_obs / n_time, self.l2 * n_obs / n_cells
+        rng = np.random.default_rng(self.seed)
+        v = _spectral_factors(x, n_obs / x.size, self.rank, rng)
+        previous, n_iter = np.inf, 0
+        while n_iter < self.max_iter:
+            n_iter += 1
+            u = _ridge_rows(mask, x, v, day_penalty)
+            v = _ridge_rows(mask.T, x.T, u, cell_penalty)
+            rmse = float(np.sqrt(np.sum((mask * (x - u @ v.T)) ** 2) / n_obs))
+            if rmse == 0.0 or (np.isfinite(previous) and previous - rmse <= self.tol * previous):
+                break
+            previous = rmse
+        self.cell_factors_, self.day_penalty_, self.n_iter_ = v, day_penalty, n_iter
+        return self
+
+    def impute(self, ds: xr.Dataset) -> xr.DataArray:
+        """Fit each day's factors to its observations; estimate ``cell_mean_ + scale_ · U Vᵀ``."""
+        self._check_fitted("cell_factors_", "scale_", "day_penalty_")
+        values = self._prepare(ds)
+        assert self.cell_factors_ is not None and self.scale_ is not None
+        assert self.day_penalty_ is not None
+        mask, x = self._scaled(values)
+        u = _ridge_rows(mask, x, self.cell_factors_, self.day_penalty_)
+        anomaly = (self.scale_ * (u @ self.cell_factors_.T)).reshape(values.shape)
+        return as_output(ds, self._mean_field(values.shape[0]) + anomaly, self)
+
+
+#: Kalman: prior variance of the level at the first step (diffuse start, in units of σ²).
+_DIFFUSE_VARIANCE = 1e6
+#: Kalman: cells with fewer observations than this get the per-cell mean (no level is fitted).
+_KALMAN_MIN_OBS = 3
+#: Kalman: default grid of signal-to-noise ratios q = var(η) / var(ε).
+_Q_GRID = tuple(float(q) for q in np.logspace(-4, 1, 16))
+
+
+def _local_level_filter(
+    y: np.ndarray, prior_mean: np.ndarray, q: np.ndarray, *, keep: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Kalman filter of the local-level model with σ² = 1 on ``y`` (time, cells), NaN = missing.
+
+    ``q`` has shape (..., cells): every leading index is a separate filter run at once. The level
+    starts at ``prior_mean`` (cells) with variance ``_DIFFUSE_VARIANCE``. Returns the likelihood
+    sums over observed steps except each cell's first: Σ log F_t, Σ v_t²/F_t and their count
+    (cells); with ``keep``, also the filtered means and variances (time, ...), else ``None``.
+    """
+    shape = q.shape
+    a = np.broadcast_to(prior_mean, shape).astype(np.float64)
+    p = np.full(shape, _DIFFUSE_VARIANCE)
+    log_f = np.zeros(shape)
+    sq = np.zeros(shape)
+    seen = np.zeros(y.shape[1], dtype=bool)
+    count = np.zeros(y.shape[1])
+    a_filt = np.empty((y.shape[0], *shape)) if keep else None
+    p_filt = np.empty((y.shape[0], *shape)) if keep else None
+    for t in range(y.shape[0]):
+        obs = np.isfinite(y[t])
+        if obs.any():
+            f = p + 1.0
+            v = np.where(obs, y[t] - a, 0.0)
+            counted = obs & seen
+            log_f += np.where(counted, np.log(f), 0.0)
+            sq += np.where(counted, v * v / f, 0.0)
+            count += counted
+            seen |= obs
+            a = a + np.where(obs, p / f * v, 0.0)
+            p = np.where(obs, p / f, p)
+        if keep:
+            a_filt[t], p_filt[t] = a, p
+        p = p + q
+    return log_f, sq, count, a_filt, p_filt
+
+
+def _local_level_smooth(y: np.ndarray, prior_mean: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Smoothed level (time, cells) of the local-level model with ratio ``q`` (cells).
+
+    Rauch–Tung–Striebel backward pass over the filtered means and variances; for a random walk
+    the one-step prediction keeps the mean and adds ``q`` to the variance.
+    """
+    _, _, _, a_filt, p_filt = _local_level_filter(y, prior_mean, q, keep=True)
+    assert a_filt is not None and p_filt is not None
+    smooth = a_filt  # overwritten in place from the end
+    for t in range(y.shape[0] - 2, -1, -1):
+        gain = p_filt[t] / (p_filt[t] + q)
+        smooth[t] = a_filt[t] + gain * (smooth[t + 1] - a_filt[t])
+    return smooth
+
+
+class KalmanSmoothingImputer(_CellMeanImputer):
+    """Per-cell Kalman smoothing with a local-level model, as R imputeTS ``na_kalman``.
+
+    Each cell's series is ``y_t = μ_t + ε_t``, ``ε ~ N(0, σ²)``, with a random-walk level
+    ``μ_{t+1} = μ_t + η_t``, ``η ~ N(0, q σ²)`` (StructTS ``type = "level"``). ``fit`` estimates the
+    ratio ``q`` per cell by maximum likelihood over ``q_grid`` (by default 16 values log-spaced
+    from 1e-4 to 10): σ² is concentrated out (σ̂² is the mean of v²/F over the innovations), so
+    all grid values and cells run as one filter, looping over time only and keeping only
+    (grid, cells) arrays. The level starts diffuse (variance 1e6 σ²) about the per-cell mean and
+    each cell's first observation is left out of the likelihood. Cells with fewer than 3
+    observations at fit get the median of the other cells' ``q`` on a log scale (the grid's
+    geometric middle if no cell has 3).
+
+    ``impute(ds)`` runs the filter and the fixed-interval (Rauch–Tung–Striebel) smoother on the
+    observations of ``ds`` with the fitted ``q_`` and returns the smoothed level: like linear
+    interpolation it uses the imputed period's own observations, and it holds the first and last
+    observed level beyond them. Cells with fewer than 3 observations in ``ds`` get the per-cell
+    mean.
+    """
+
+    name: ClassVar[str] = "kalman"
+    q_: np.ndarray | None = None
+
+    def __init__(self, q_grid: tuple[float, ...] = _Q_GRID):
+        grid = np.asarray(q_grid, dtype=np.float64).ravel()
+        if grid.size == 0 or not np.all(np.isfinite(grid) & (grid > 0)):
+            raise ValueError(
+                f"q_grid must be a non-empty sequence of positive numbers, got {q_grid!r}"
+            )
+        self.q_grid = tuple(float(q) for q in grid)
+
+    def fit(self, ds: xr.Dataset) -> KalmanSmoothingImputer:
+        """Learn ``cell_mean_`` and the per-cell ratio ``q_`` (y, x) by profile likelihood."""
+        values = self._fit_cell_mean(ds)
+        assert self.cell_mean_ is not None
+        y = values.reshape(values.shape[0], -1)
+        grid = np.asarray(self.q_grid)
+        n_cells = y.shape[1]
+        q = np.broadcast_to(grid[:, None], (grid.size, n_cells))
+        log_f, sq, count, _, _ = _local_level_filter(y, self.cell_mean_.ravel(), q, keep=False)
+        n = np.maximum(count, 1)
+        sigma2 = np.maximum(sq / n, np.finfo(np.float64).tiny)  # 0 for a constant series
+        loglik = -0.5 * log_f - 0.5 * n * np.log(sigma2)
+        best = grid[np.argmax(loglik, axis=0)]
+        fitted = np.isfinite(y).sum(axis=0) >= _KALMAN_MIN_OBS
+        log_q = np.median(np.log(best[fitted])) if fitted.any() else np.log(grid).mean()
+        self.q_ = np.where(fitted, best, np.exp(log_q)).reshape(self.cell_mean_.shape)
+        return self
+
+    def impute(self, ds: xr.Dataset) -> xr.DataArray:
+        """Smoothed level of each cell from the observations of ``ds`` with the fitted ``q_``."""
+        self._check_fitted("q_")
+        values = self._prepare(ds)
+        assert self.q_ is not None and self.cell_mean_ is not None
+        n_time = values.shape[0]
+        y = values.reshape(n_time, -1)
+        estimate = np.array(self._mean_field(n_time).reshape(n_time, -1))
+        cells = np.flatnonzero(np.isfinite(y).sum(axis=0) >= _KALMAN_MIN_OBS)
+        if cells.size:
+            estimate[:, cells] = _local_level_smooth(
+                y[:, cells], self.cell_mean_.ravel()[cells], self.q_.ravel()[cells]
+            )
+        return as_output(ds, estimate.reshape(values.shape), self)
+
+
 #: Baseline classes by their ``name``.
 BASELINES: dict[str, type[Imputer]] = {
     cls.name: cls
@@ -500,6 +759,8 @@ BASELINES: dict[str, type[Imputer]] = {
         LinearInterpolationImputer,
         IDWImputer,
         DINEOFImputer,
+        MatrixFactorizationImputer,
+        KalmanSmoothingImputer,
     )
 }
 

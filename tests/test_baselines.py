@@ -13,7 +13,9 @@ from stimpute_core.baselines import (
     ClimatologyImputer,
     DINEOFImputer,
     IDWImputer,
+    KalmanSmoothingImputer,
     LinearInterpolationImputer,
+    MatrixFactorizationImputer,
     MeanImputer,
     make_imputer,
 )
@@ -146,7 +148,8 @@ def test_params_round_trip(name: str) -> None:
 
 
 def test_registry_and_make_imputer() -> None:
-    assert NAMES == ["climatology", "dineof", "idw", "linear", "mean"]
+    assert NAMES == ["climatology", "dineof", "idw", "kalman", "linear", "mean", "mf"]
+    assert list(BASELINES) == ["mean", "climatology", "linear", "idw", "dineof", "mf", "kalman"]
     assert all(cls.name == name for name, cls in BASELINES.items())
     assert make_imputer("idw", power=3).get_params() == {"power": 3.0, "max_neighbours": None}
     with pytest.raises(ValueError, match=r"unknown baseline 'kriging'.*climatology.*mean"):
@@ -163,6 +166,16 @@ def test_registry_and_make_imputer() -> None:
         (DINEOFImputer, {"cv_fraction": 1.0}),
         (DINEOFImputer, {"tol": 0}),
         (DINEOFImputer, {"max_iter": 0}),
+        (MatrixFactorizationImputer, {"rank": 0}),
+        (MatrixFactorizationImputer, {"rank": 2.5}),
+        (MatrixFactorizationImputer, {"l2": -1e-3}),
+        (MatrixFactorizationImputer, {"l2": 0.0}),
+        (MatrixFactorizationImputer, {"max_iter": 0}),
+        (MatrixFactorizationImputer, {"tol": 0}),
+        (KalmanSmoothingImputer, {"q_grid": ()}),
+        (KalmanSmoothingImputer, {"q_grid": (0.1, 0.0)}),
+        (KalmanSmoothingImputer, {"q_grid": (-1.0,)}),
+        (KalmanSmoothingImputer, {"q_grid": (np.nan,)}),
     ],
 )
 def test_constructor_validation(cls: type[Imputer], kwargs: dict) -> None:
@@ -354,3 +367,162 @@ def test_dineof_single_observation() -> None:
     dineof = DINEOFImputer().fit(make_ds(values))
     assert dineof.rank_ == 1 and dineof.cv_errors_ == {}
     np.testing.assert_allclose(dineof.impute(make_ds(values)).values, 0.3, rtol=1e-6)
+
+
+# --- matrix factorisation -----------------------------------------------------------------------
+
+
+def rank_two_field(seed: int, n_time: int, n_cells: int) -> np.ndarray:
+    """(time, cells) field: per-cell means plus two temporal x spatial patterns."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_time)
+    temporal = np.column_stack([np.sin(2 * np.pi * t / 45), np.cos(2 * np.pi * t / 17 + 0.5)])
+    spatial = rng.normal(size=(2, n_cells))
+    return 0.2 + 0.1 * rng.random(n_cells) + 0.04 * temporal @ spatial
+
+
+def mae_missing(out: xr.DataArray, truth: np.ndarray, observed: np.ndarray) -> float:
+    return float(np.mean(np.abs(out.values - truth)[~observed]))
+
+
+def test_mf_recovers_rank_two_field_and_empty_day() -> None:
+    rng = np.random.default_rng(20)
+    truth = rank_two_field(20, 300, 60).reshape(300, 5, 12)
+    observed = rng.random(truth.shape) < 0.3
+    observed[100] = False  # a day with no observation
+    ds = make_ds(np.where(observed, truth, np.nan))
+    mf = MatrixFactorizationImputer(rank=2).fit(ds)
+    assert mf.cell_factors_.shape == (60, 2) and 1 <= mf.n_iter_ <= 50
+    out = mf.impute(ds)
+    err = mae_missing(out, truth, observed)
+    err_mean = mae_missing(MeanImputer().fit(ds).impute(ds), truth, observed)
+    # Rank 2 leaves a floor (~0.1 x): the anomalies about the *sampled* per-cell mean add a
+    # constant-in-time mode, which rank 3 captures.
+    assert err < 0.2 * err_mean
+    err3 = mae_missing(MatrixFactorizationImputer(rank=3).fit(ds).impute(ds), truth, observed)
+    assert err3 < 0.06 * err_mean
+    np.testing.assert_array_equal(out.values[100], mf.cell_mean_.astype(np.float32))
+    # Deterministic under the seed; another seed reaches (nearly) the same fit.
+    again = MatrixFactorizationImputer(rank=2).fit(ds).impute(ds)
+    np.testing.assert_array_equal(again.values, out.values)
+    other_seed = MatrixFactorizationImputer(rank=2, seed=5).fit(ds).impute(ds)
+    assert mae_missing(other_seed, truth, observed) < 0.2 * err_mean
+
+
+def test_mf_uses_fitted_cell_factors_on_another_period() -> None:
+    rng = np.random.default_rng(21)
+    truth = rank_two_field(21, 400, 60).reshape(400, 5, 12)
+    observed = rng.random(truth.shape) < 0.3
+    values = np.where(observed, truth, np.nan)
+    mf = MatrixFactorizationImputer(rank=2).fit(make_ds(values[:300]))
+    later = make_ds(values[300:], start="2020-10-27")
+    err = mae_missing(mf.impute(later), truth[300:], observed[300:])
+    err_mean = mae_missing(
+        MeanImputer().fit(make_ds(values[:300])).impute(later), truth[300:], observed[300:]
+    )
+    assert err < 0.2 * err_mean
+
+
+def test_mf_scale_invariance_and_constant_data() -> None:
+    values, _ = sparse_cube(seed=22)
+    ds = make_ds(values)
+    a = MatrixFactorizationImputer(rank=3).fit(ds)
+    b = MatrixFactorizationImputer(rank=3).fit(make_ds(10 * values))
+    assert b.scale_ == pytest.approx(10 * a.scale_)
+    np.testing.assert_allclose(
+        b.impute(make_ds(10 * values)).values, 10 * a.impute(ds).values, rtol=1e-4
+    )
+    constant = np.where(np.isfinite(values), 0.3, np.nan)
+    out = MatrixFactorizationImputer().fit_impute(make_ds(constant)).values
+    np.testing.assert_allclose(out, 0.3, rtol=1e-6)
+
+
+# --- Kalman smoothing ---------------------------------------------------------------------------
+
+
+def single_cell(series: np.ndarray) -> xr.Dataset:
+    return make_ds(np.asarray(series)[:, None, None])
+
+
+@pytest.mark.parametrize(
+    ("step", "noise", "bound"),
+    [
+        (0.01, 0.004, 1.05),  # small noise (q = 6.25): close to linear interpolation
+        (0.005, 0.02, 0.85),  # noise larger than the daily step (q = 0.0625): clearly better
+    ],
+)
+def test_kalman_random_walk_matches_or_beats_linear(
+    step: float, noise: float, bound: float
+) -> None:
+    rng = np.random.default_rng(30)
+    level = 0.25 + np.cumsum(rng.normal(0, step, 1500))
+    noisy = level + rng.normal(0, noise, level.size)
+    observed = rng.random(level.size) < 0.3
+    ds = single_cell(np.where(observed, noisy, np.nan))
+    kalman = KalmanSmoothingImputer().fit(ds)
+    assert kalman.q_.shape == (1, 1)
+    err = np.mean(np.abs(kalman.impute(ds).values[:, 0, 0] - level)[~observed])
+    linear = LinearInterpolationImputer().fit_impute(ds).values[:, 0, 0]
+    err_linear = np.mean(np.abs(linear - level)[~observed])
+    assert err <= bound * err_linear
+
+
+def test_kalman_large_q_follows_noise_free_observations() -> None:
+    rng = np.random.default_rng(31)
+    level = 0.25 + np.cumsum(rng.normal(0, 0.01, 300))
+    observed = rng.random(level.size) < 0.4
+    values = np.where(observed, level, np.nan)
+    # The smoothed level itself (before observed values pass through) meets the observations,
+    smooth = baselines._local_level_smooth(values[:, None], np.array([0.2]), np.array([1e4]))
+    np.testing.assert_allclose(smooth[observed, 0], level[observed], atol=1e-5)
+    # and between them, a noise-free random walk's conditional mean is the straight line.
+    ds = single_cell(values)
+    out = KalmanSmoothingImputer(q_grid=(1e4,)).fit_impute(ds).values
+    linear = LinearInterpolationImputer().fit_impute(ds).values
+    np.testing.assert_allclose(out, linear, atol=1e-5)
+
+
+def test_kalman_constant_series_and_sparse_cells() -> None:
+    nan = np.nan
+    values = np.full((40, 1, 3), nan)
+    values[[2, 9, 10, 25, 33], 0, 0] = 0.3  # constant series with gaps
+    values[[5, 30], 0, 1] = [0.1, 0.5]  # only two observations: per-cell mean
+    values[:, 0, 2] = np.linspace(0.1, 0.3, 40)
+    values[1::3, 0, 2] = nan
+    kalman = KalmanSmoothingImputer().fit(make_ds(values))
+    out = kalman.impute(make_ds(values)).values
+    np.testing.assert_allclose(out[:, 0, 0], 0.3, rtol=1e-6)
+    missing = np.isnan(values[:, 0, 1])
+    np.testing.assert_allclose(out[missing, 0, 1], 0.3, rtol=1e-6)
+    # The sparse cell's q_ is the other cells' geometric median, from the grid's range.
+    assert kalman.q_[0, 1] == pytest.approx(np.sqrt(kalman.q_[0, 0] * kalman.q_[0, 2]))
+    # Imputing a period where the third cell has < 3 observations falls back on its mean.
+    short = values[:3].copy()  # the third cell is observed at steps 0 and 2 only
+    out_short = kalman.impute(make_ds(short)).values
+    np.testing.assert_allclose(out_short[1, 0, 2], kalman.cell_mean_[0, 2], rtol=1e-6)
+
+
+def test_kalman_q_larger_for_fast_random_walk() -> None:
+    rng = np.random.default_rng(32)
+    n_time = 1000
+    fast = 0.25 + np.cumsum(rng.normal(0, 0.02, n_time))
+    slow = 0.25 + np.cumsum(rng.normal(0, 0.002, n_time))
+    truth = np.stack([fast, slow], axis=1) + rng.normal(0, 0.01, (n_time, 2))
+    observed = rng.random(truth.shape) < 0.5
+    ds = make_ds(np.where(observed, truth, np.nan)[:, None, :])
+    q = KalmanSmoothingImputer().fit(ds).q_[0]
+    # True ratios: 4 and 0.04.
+    assert q[0] > 10 * q[1]
+    assert 1.0 <= q[0] <= 10.0 and 0.01 <= q[1] <= 0.2
+
+
+def test_kalman_likelihood_sums_by_hand() -> None:
+    # Level prior 0.3 ± 1e3 (variance 1e6), observations 0.2 then 0.4 two steps later. The first
+    # observation is left out; the second has F = P + 1 with P ≈ 1 + 2q and v ≈ 0.2.
+    y = np.array([[0.2], [np.nan], [0.4]])
+    q = np.array([[0.5], [2.0]])
+    log_f, sq, count, _, _ = baselines._local_level_filter(y, np.array([0.3]), q, keep=False)
+    f = 2 + 2 * q[:, 0]
+    np.testing.assert_array_equal(count, [1])
+    np.testing.assert_allclose(log_f[:, 0], np.log(f), rtol=1e-5)
+    np.testing.assert_allclose(sq[:, 0], 0.04 / f, rtol=1e-5)
