@@ -1,4 +1,5 @@
-"""Every imputer by name: baselines, the ST-Transformer with its ablations, and PyPOTS peers.
+"""Every imputer by name: baselines (covariate-blind and covariate-aware), the ST-Transformer with
+its ablations, and PyPOTS peers.
 
 ``make_imputer(name, **options)`` builds one. Options that only the ST-Transformer understands
 (``profile``, ``mask_kind``, ``seed``, ``epochs``, ``max_minutes``, ``device``) are ignored by the
@@ -7,9 +8,11 @@ baselines, so one benchmark loop can pass the same options to every model.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from ..baselines import BASELINES
+from ..covariate_baselines import COVARIATE_BASELINES
 from ..imputation import Imputer
 
 #: ST-Transformer variants: the paper's two spatial attentions and its ablations.
@@ -23,13 +26,38 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
 ST_OPTIONS = ("profile", "mask_kind", "seed", "epochs", "max_minutes", "device", "impute_stride")
 #: Peers from PyPOTS (optional extra ``peers``), cells as features.
 PEERS = {"saits": "SAITS", "brits": "BRITS"}
-MODEL_NAMES = (*BASELINES, *ST_VARIANTS, *PEERS)
+#: Every baseline by name: the covariate-blind ones, then those that use the covariates.
+ALL_BASELINES = {**BASELINES, **COVARIATE_BASELINES}
+MODEL_NAMES = (*ALL_BASELINES, *ST_VARIANTS, *PEERS)
+
+
+#: Methods that take minutes per fit on a CPU at the built-in scenario's size (``--skip`` them).
+SLOW_ON_CPU: dict[str, str] = {
+    "mice": "chained regressions on 100,000 rows: about a minute per fit",
+    "forest": "100 trees on every observed entry: about half a minute per fit",
+    **{name: "trains a network: minutes per fit" for name in ST_VARIANTS},
+    **{name: "trains a network: minutes per fit" for name in PEERS},
+}
+
+
+def installed_models() -> list[str]:
+    """Every model whose dependencies are installed (the PyPOTS peers need the ``peers`` extra)."""
+    try:
+        import pypots  # noqa: F401
+
+        peers = list(PEERS)
+    except ImportError:
+        peers = []
+    return [*ALL_BASELINES, *ST_VARIANTS, *peers]
 
 
 def make_imputer(name: str, **options: Any) -> Imputer:
     """An unfitted imputer called ``name`` (see :data:`MODEL_NAMES`)."""
-    if name in BASELINES:
-        return BASELINES[name]()
+    if name in ALL_BASELINES:
+        cls = ALL_BASELINES[name]
+        # A baseline with a random element (MICE's subsample, the forest) follows the run's seed.
+        takes_seed = "seed" in inspect.signature(cls).parameters
+        return cls(seed=options["seed"]) if takes_seed and "seed" in options else cls()
     if name in ST_VARIANTS:
         from .st_transformer.model import STTransformerImputer
 
