@@ -172,24 +172,80 @@ def to_records(summary: pd.DataFrame) -> list[dict]:
     return records
 
 
+def is_reference(model: str) -> bool:
+    """Whether ``model`` is a reference for the ST-Transformer (anything but one of its variants)."""
+    return not model.startswith("st-transformer")
+
+
+def best_references(summary: pd.DataFrame) -> pd.DataFrame:
+    """The best reference per (holdout, period): lowest MAE and, on synthetic data, lowest MAE
+    against the truth (each may be another model). Columns ``holdout``, ``period``, ``model``,
+    ``mae``, and with a truth ``model_truth``, ``mae_truth``."""
+    refs = summary[[is_reference(m) for m in summary["model"]]]
+    rows = []
+    for (holdout, period), group in refs.groupby(["holdout", "period"], sort=False):
+        best = group.loc[group["mae"].idxmin()]
+        row = {"holdout": holdout, "period": period, "model": best["model"], "mae": best["mae"]}
+        if "mae_truth" in group and group["mae_truth"].notna().any():
+            by_truth = group.loc[group["mae_truth"].idxmin()]
+            row |= {"model_truth": by_truth["model"], "mae_truth": by_truth["mae_truth"]}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_ratios(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with ``mae_ratio`` (MAE / the best reference's MAE for that holdout and period)
+    and, with a truth, ``mae_truth_ratio``: below 1 beats every reference."""
+    best = best_references(summary)
+    if best.empty:
+        return summary.assign(mae_ratio=np.nan)
+    keyed = best.set_index(["holdout", "period"])
+    out = summary.copy()
+    keys = list(zip(out["holdout"], out["period"], strict=True))
+    out["mae_ratio"] = [
+        row.mae / keyed.loc[k, "mae"] for row, k in zip(out.itertuples(), keys, strict=True)
+    ]
+    if "mae_truth" in keyed:
+        out["mae_truth_ratio"] = [
+            row.mae_truth / keyed.loc[k, "mae_truth"]
+            for row, k in zip(out.itertuples(), keys, strict=True)
+        ]
+    return out
+
+
 def markdown_table(summary: pd.DataFrame) -> str:
-    """The summary as a Markdown table: MAE and MRE as mean ± sd, per holdout and period."""
-    has_truth = "mae_truth" in summary
-    header = ["model", "holdout", "period", "MAE (m³/m³)", "MRE (%)"]
+    """The summary as a Markdown table, grouped by holdout and period, each group closed by its
+    best reference: MAE and MRE as mean ± sd, MAE against the truth on synthetic data, and each
+    MAE as a ratio to the best reference's (``× best``)."""
+    has_truth = "mae_truth" in summary and summary["mae_truth"].notna().any()
+    table = with_ratios(summary)
+    best = best_references(summary)
+    header = ["model", "holdout", "period", "MAE (m³/m³)", "MRE (%)", "× best"]
     if has_truth:
-        header.append("MAE vs truth")
+        header += ["MAE vs truth", "× best (truth)"]
     header += ["fit (s)", "impute (s)", "points"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in summary.itertuples(index=False):
-        cells = [
-            r.model,
-            r.holdout.replace("_", "-"),
-            r.period,
-            f"{r.mae:.4f} ± {r.mae_sd:.4f}",
-            f"{100 * r.mre:.2f} ± {100 * r.mre_sd:.2f}",
-        ]
-        if has_truth:
-            cells.append(f"{r.mae_truth:.4f} ± {r.mae_truth_sd:.4f}")
-        cells += [f"{r.fit_s:.2f}", f"{r.impute_s:.2f}", f"{r.n_points}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    for (holdout, period), group in table.groupby(["holdout", "period"], sort=False):
+        for r in group.itertuples(index=False):
+            cells = [
+                r.model,
+                r.holdout.replace("_", "-"),
+                r.period,
+                f"{r.mae:.4f} ± {r.mae_sd:.4f}",
+                f"{100 * r.mre:.2f} ± {100 * r.mre_sd:.2f}",
+                f"{r.mae_ratio:.2f}",
+            ]
+            if has_truth:
+                cells += [f"{r.mae_truth:.4f} ± {r.mae_truth_sd:.4f}", f"{r.mae_truth_ratio:.2f}"]
+            cells += [f"{r.fit_s:.2f}", f"{r.impute_s:.2f}", f"{r.n_points}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        ref = best[(best["holdout"] == holdout) & (best["period"] == period)]
+        if len(ref):
+            b = ref.iloc[0]
+            cells = [f"**best reference**: {b['model']}", holdout.replace("_", "-"), period]
+            cells += [f"{b['mae']:.4f}", "", "1.00"]
+            if has_truth:
+                cells += [f"{b['mae_truth']:.4f} ({b['model_truth']})", "1.00"]
+            cells += ["", "", ""]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

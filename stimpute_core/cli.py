@@ -23,7 +23,7 @@ from .data.readers import ReaderError
 from .data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from .data.summary import describe, format_description
 from .masks import MASK_KINDS
-from .models import MODEL_NAMES
+from .models import MODEL_NAMES, SLOW_ON_CPU, installed_models
 
 
 def _eprint(*args: object) -> None:
@@ -223,12 +223,22 @@ def _split_list(text: str) -> list[str]:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import markdown_table, run_benchmark, summarise, to_records
 
-    models = _split_list(args.models)
-    unknown = [m for m in models if m not in MODEL_NAMES]
+    chosen = _split_list(args.models)
+    skip = _split_list(args.skip) if args.skip else []
+    models = installed_models() if chosen == ["all"] else chosen
+    unknown = [m for m in [*models, *skip] if m not in MODEL_NAMES]
     if unknown:
         raise ValueError(
-            f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(MODEL_NAMES)}"
+            f"unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(MODEL_NAMES)}"
         )
+    models = [m for m in models if m not in skip]
+    if not models:
+        raise ValueError("no model left to run after --skip")
+    slow = [m for m in models if m in SLOW_ON_CPU]
+    if slow and not args.quiet:
+        _eprint("slow on a CPU (leave out with --skip):")
+        for m in slow:
+            _eprint(f"  {m}: {SLOW_ON_CPU[m]}")
     holdouts = [h.replace("-", "_") for h in _split_list(args.holdout)]
     bad = [h for h in holdouts if h not in MASK_KINDS]
     if bad:
@@ -392,8 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--models",
         default=",".join(BASELINES),
-        help=f"comma list of: {', '.join(MODEL_NAMES)} (default: the baselines)",
+        help=f"comma list of: {', '.join(MODEL_NAMES)}; or 'all' (every installed method) "
+        "(default: the covariate-blind baselines)",
     )
+    bench.add_argument("--skip", help="comma list of models to leave out (e.g. of 'all')")
     bench.add_argument(
         "--holdout",
         default="time-slice",

@@ -42,3 +42,59 @@ def test_failing_model_is_recorded_and_the_run_goes_on(ds, monkeypatch):
     assert list(summary["model"]) == ["mean", "mean"]
     assert np.isfinite(summary["mae"]).all()
     assert len(seen) == 2  # after each model, failed or not
+
+
+def _summary():
+    import pandas as pd
+
+    rows = []
+    for holdout, period, model, mae, truth in [
+        ("time_slice", "validation", "mean", 0.06, 0.055),
+        ("time_slice", "validation", "coarse", 0.04, 0.030),
+        ("time_slice", "validation", "linear", 0.07, 0.020),  # best against the truth only
+        ("time_slice", "validation", "st-transformer", 0.05, 0.040),
+        ("point", "validation", "idw", 0.03, 0.010),
+        ("point", "validation", "st-transformer", 0.036, 0.015),
+    ]:
+        rows.append({"model": model, "holdout": holdout, "period": period, "mae": mae,
+                     "mae_sd": 0.001, "mre": 0.3, "mre_sd": 0.01, "mae_truth": truth,
+                     "mae_truth_sd": 0.001, "fit_s": 1.0, "impute_s": 0.5, "n_points": 100})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_best_reference_per_holdout_and_period_excludes_the_st_transformer():
+    best = bench.best_references(_summary()).set_index("holdout")
+    assert best.loc["time_slice", "model"] == "coarse" and best.loc["time_slice", "mae"] == 0.04
+    assert best.loc["time_slice", "model_truth"] == "linear"
+    assert best.loc["point", "model"] == "idw"
+
+
+def test_ratios_to_the_best_reference():
+    table = bench.with_ratios(_summary()).set_index(["holdout", "model"])
+    assert table.loc[("time_slice", "st-transformer"), "mae_ratio"] == pytest.approx(1.25)
+    assert table.loc[("time_slice", "st-transformer"), "mae_truth_ratio"] == pytest.approx(2.0)
+    assert table.loc[("point", "st-transformer"), "mae_ratio"] == pytest.approx(1.2)
+    assert table.loc[("time_slice", "coarse"), "mae_ratio"] == pytest.approx(1.0)
+
+
+def test_markdown_table_closes_each_group_with_its_best_reference():
+    text = bench.markdown_table(_summary())
+    lines = text.splitlines()
+    assert "× best" in lines[0] and "MAE vs truth" in lines[0]
+    refs = [i for i, line in enumerate(lines) if "**best reference**" in line]
+    assert len(refs) == 2
+    assert "coarse" in lines[refs[0]] and "0.0200 (linear)" in lines[refs[0]]
+    assert (
+        "| st-transformer | time-slice | validation | 0.0500 ± 0.0010 | 30.00 ± 1.00 | 1.25 |"
+        in text
+    )
+
+
+def test_truth_scores_are_reported_on_synthetic_data(ds):
+    results = bench.run_benchmark(ds, ["mean", "coarse"], seeds=(0,))
+    assert results["mae_truth"].notna().all()
+    # The truth carries no retrieval noise: scores against it are lower than against the
+    # held-out observations.
+    assert (results["mae_truth"] < results["mae"]).all()
+    no_truth = bench.run_benchmark(ds.drop_vars("soil_moisture_true"), ["mean"], seeds=(0,))
+    assert "mae_truth" not in no_truth or no_truth["mae_truth"].isna().all()

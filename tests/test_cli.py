@@ -67,6 +67,8 @@ def test_benchmark_writes_json_and_table(demo_file, tmp_path, capsys):
         (["data", "info", "missing.nc"], "missing.nc: no such file"),
         (["benchmark", "--data", "x.nc", "--models", "mean,bogus"], "unknown model(s) bogus"),
         (["benchmark", "--data", "x.nc", "--holdout", "diagonal"], "unknown holdout(s) diagonal"),
+        (["benchmark", "--data", "x.nc", "--skip", "bogus"], "unknown model(s) bogus"),
+        (["benchmark", "--data", "x.nc", "--models", "mean", "--skip", "mean"], "no model left"),
     ],
 )
 def test_errors_exit_2_with_a_clear_message(argv, message, capsys):
@@ -108,3 +110,26 @@ def test_train_then_impute_with_the_evaluation_hold_out_hidden(demo_file, tmp_pa
     assert np.isfinite(filled).all()
     seen = np.isfinite(observed)
     np.testing.assert_allclose(filled[seen], observed[seen], rtol=1e-6)
+
+
+def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
+    demo_file, capsys, monkeypatch
+):
+    import stimpute_core.cli as cli
+
+    ran = []
+    real = cli.installed_models
+    monkeypatch.setattr(cli, "installed_models", lambda: ran.extend(real()) or real())
+    slow = ["mice", "forest", "dineof", "mf", "kalman", "regression", "climatology", "idw"]
+    code = main(
+        [
+            "benchmark", "--data", str(demo_file), "--models", "all", "--seeds", "1",
+            "--skip", ",".join([*slow, *[m for m in real() if m.startswith(("st-", "saits", "brits"))]]),
+        ]
+    )  # fmt: skip
+    assert code == 0 and "mean" in ran
+    captured = capsys.readouterr()
+    table = captured.out
+    for model in ("mean", "linear", "coarse"):
+        assert f"| {model} |" in table
+    assert "| mice |" not in table and "**best reference**: coarse" in table
