@@ -418,7 +418,8 @@ class Workbench(param.Parameterized):
         while self.job is not None:
             self.job.join(timeout)
             self.poll()
-            if not self.busy() and not self._pending:
+            # A job started by the poll may already be over: its result is taken next round.
+            if not self.busy() and not self._pending and self.job.handled:
                 break
 
     # -- models ----------------------------------------------------------------------------
