@@ -624,3 +624,20 @@ def test_cancelled_failing_load_reports_no_internal_error(scenario, monkeypatch)
     wb.wait()
     assert job.status == "cancelled" and wb.ds is old
     assert all("bad.nc" in text for text in notes(wb, "error")), wb.notifications
+
+
+def test_a_reference_the_data_cannot_serve_is_left_out_with_a_warning(scenario):
+    wb = Workbench(scenario.drop_vars("sm_36km"), label=LABEL)
+    wb.method, wb.compare = "mean", ["coarse", "linear"]
+    wb.set_region(*box(scenario))
+    wb.impute()
+    wb.wait()
+    assert set(wb.runs()) == {"mean", "linear"}  # the others are kept
+    assert any("coarse left out" in text and "sm_36km" in text for text in notes(wb, "warning"))
+    assert not notes(wb, "error")
+
+
+def test_covariate_references_are_offered_and_coarse_is_compared_by_default(scenario):
+    wb = Workbench(scenario, label=LABEL)
+    assert {"coarse", "regression", "mice", "forest"} <= set(wb.param.compare.objects)
+    assert "coarse" in wb.compare

@@ -31,7 +31,6 @@ import pandas as pd
 import param
 import xarray as xr
 
-from stimpute_core.baselines import BASELINES, make_imputer
 from stimpute_core.data import TARGET, TRUTH, open_dataset, select_region, select_time, write_netcdf
 from stimpute_core.data.scenario import (
     ScenarioConfig,
@@ -42,6 +41,7 @@ from stimpute_core.data.scenario import (
 from stimpute_core.data.selection import data_extent, station_cells
 from stimpute_core.data.sources import list_sources, load_source
 from stimpute_core.masks import apply_holdout
+from stimpute_core.models import ALL_BASELINES, make_imputer
 from stimpute_core.models.st_transformer.model import (
     DEFAULT_PRETRAINED,
     STTransformerImputer,
@@ -63,7 +63,9 @@ from .jobs import Job
 BUILTIN = "built-in TxSON scenario"
 ST = "st-transformer"
 SHIPPED = "shipped: "
-METHODS = (ST, *BASELINES)
+#: Every baseline is offered, the covariate-aware ones too: the honest references for a model
+#: that uses the covariates (see the README's benchmark).
+METHODS = (ST, *ALL_BASELINES)
 #: Checkpoint names typed in the page: a plain folder name, nothing that could walk elsewhere.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -191,7 +193,9 @@ class Workbench(param.Parameterized):
     station = param.Selector(default=None, objects=[], allow_None=True)
 
     method = param.Selector(default=ST, objects=list(METHODS), doc="Model shown and validated")
-    compare = param.ListSelector(default=["mean", "linear", "idw"], objects=list(BASELINES))
+    compare = param.ListSelector(
+        default=["mean", "linear", "idw", "coarse"], objects=list(ALL_BASELINES)
+    )
     profile = param.Selector(default="quick", objects=["tiny", "quick", "paper"])
     spatial = param.Selector(default="swin", objects=["swin", "full", "none"])
     covariates = param.Boolean(default=True, doc="Use the weather, soil and 36 km covariates")
@@ -562,23 +566,31 @@ class Workbench(param.Parameterized):
             return Run(method, method, full, held)
 
         def work(job: Job):
-            out = {}
+            out, failed = {}, {}
             for i, method in enumerate(todo):
                 if job.cancel_event.is_set():
                     break
                 job.report(i / max(len(todo), 1), f"imputing with {method}")
-                if method != ST or model_label.startswith(SHIPPED):
-                    # A baseline or a shipped checkpoint gives the same result for every
-                    # session on the same data: share it (a second session's maps come at once).
-                    made_by = model_label if method == ST else method
-                    shared_key = ("run", self.data_token, *key[1:], made_by)
-                    out[method] = _shared(shared_key, lambda m=method: one(m))
-                else:
-                    out[method] = one(method)
-            return out
+                try:
+                    if method != ST or model_label.startswith(SHIPPED):
+                        # A baseline or a shipped checkpoint gives the same result for every
+                        # session on the same data: share it (a second session's maps at once).
+                        made_by = model_label if method == ST else method
+                        shared_key = ("run", self.data_token, *key[1:], made_by)
+                        out[method] = _shared(shared_key, lambda m=method: one(m))
+                    else:
+                        out[method] = one(method)
+                except Exception as err:  # e.g. a reference whose covariate the data lack
+                    if method == ST:
+                        raise
+                    failed[method] = str(err)
+            return out, failed
 
-        def finish(result: dict[str, Run]) -> None:
-            self._runs.setdefault(key, {}).update(result)
+        def finish(result: tuple[dict[str, Run], dict[str, str]]) -> None:
+            runs, failed = result
+            self._runs.setdefault(key, {}).update(runs)
+            for method, error in failed.items():
+                self.notify("warning", f"{method} left out: {error}")
             self.results_version += 1
 
         return self._start("imputation", work, on_done=finish)
