@@ -37,3 +37,27 @@ def test_saits_imputes_the_cube():
     model = make_imputer("saits", seed=0, epochs=2)
     out = model.fit(inputs).impute(inputs)
     assert out.shape == ds.soil_moisture.shape and not np.isnan(out.values).any()
+
+
+def test_csdi_imputes_the_cube_with_the_median_of_its_draws():
+    pytest.importorskip("pypots")
+    ds = make_scenario(ScenarioConfig(start="2020-01-01", end="2020-04-30")).isel(
+        y=slice(0, 4), x=slice(0, 4)
+    )
+    hidden = masks.holdout_mask(ds, "point", 0.2, seed=0)
+    inputs = masks.apply_holdout(ds, hidden)
+    model = make_imputer("csdi", seed=0, epochs=1)
+    model.n_samples = 3  # a few draws keep the test short
+    out = model.fit(inputs).impute(inputs)
+    assert out.shape == ds.soil_moisture.shape and np.isfinite(out.values).all()
+    observed = np.isfinite(inputs.soil_moisture.values)
+    np.testing.assert_allclose(out.values[observed], inputs.soil_moisture.values[observed])
+
+
+def test_pypots_adapter_refuses_unknown_models():
+    from stimpute_core.peers import PyPOTSImputer
+
+    with pytest.raises(ValueError, match="CSDI"):
+        PyPOTSImputer(model="GRIN")
+    with pytest.raises(ValueError, match="n_samples"):
+        PyPOTSImputer(model="CSDI", n_samples=0)

@@ -25,7 +25,7 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
 }
 ST_OPTIONS = ("profile", "mask_kind", "seed", "epochs", "max_minutes", "device", "impute_stride")
 #: Peers from PyPOTS (optional extra ``peers``), cells as features.
-PEERS = {"saits": "SAITS", "brits": "BRITS"}
+PEERS = {"saits": "SAITS", "brits": "BRITS", "csdi": "CSDI"}
 #: Every baseline by name: the covariate-blind ones, then those that use the covariates.
 ALL_BASELINES = {**BASELINES, **COVARIATE_BASELINES}
 MODEL_NAMES = (*ALL_BASELINES, *ST_VARIANTS, *PEERS)
