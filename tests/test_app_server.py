@@ -42,3 +42,18 @@ def test_app_opens_a_contract_file_named_by_the_server(tmp_path):
     page = _serve_and_get(env)
     assert "stimpute" in page
     assert not (tmp_path / "cache").exists()  # the built-in scenario was not generated
+
+
+@pytest.mark.slow
+def test_a_failing_warm_up_is_reported_and_the_server_serves(tmp_path):
+    bad = tmp_path / "bad.nc"
+    bad.write_text("not a NetCDF file")
+    env = dict(os.environ, STIMPUTE_DATA=str(bad), STIMPUTE_CACHE_DIR=str(tmp_path / "cache"))
+    with serve_app(env) as (url, log):
+        deadline = time.monotonic() + 120
+        while not any("stimpute: ready" in line for line in log) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ready = next(line for line in log if "stimpute: ready" in line)
+        assert "without warm-up, which failed" in ready
+        with urllib.request.urlopen(url, timeout=120) as resp:
+            assert resp.status == 200 and "stimpute" in resp.read().decode()

@@ -204,11 +204,11 @@ def _fill(
 
 
 def warm_up() -> None:
-    """Make a fresh server's first page as quick as the next ones (called before it serves).
+    """Make a fresh server's first page as quick as the next ones (called as the server starts).
 
     Builds one page off-screen on the default data: the imports, the data opened once for all
-    sessions, the shipped checkpoint's imputation of the default selection (shared) and the
-    first rendering of every kind of plot. When the built-in scenario is not cached yet, it is
+    sessions, the default selection imputed by the shipped checkpoint and the compared baselines
+    (results every session shares) and the first rendering of every kind of plot. When the built-in scenario is not cached yet, it is
     only started in the background instead, and the first page shows its progress.
     """
     if not data_is_ready():
