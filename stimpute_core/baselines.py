@@ -19,7 +19,7 @@ import xarray as xr
 from scipy import sparse
 
 from .data.contract import TARGET
-from .imputation import Imputer, as_output
+from .imputation import Imputer, as_output, positive_int
 
 _DIMS = ("time", "y", "x")
 #: Tolerance (metres) when comparing the grid given to ``impute`` with the fitted one.
@@ -150,8 +150,7 @@ class ClimatologyImputer(_CellMeanImputer):
     seasonal_: np.ndarray | None = None
 
     def __init__(self, window_days: int = 31):
-        if int(window_days) != window_days or window_days < 1:
-            raise ValueError(f"window_days must be a positive integer, got {window_days!r}")
+        positive_int("window_days", window_days)
         self.window_days = int(window_days)
 
     def fit(self, ds: xr.Dataset) -> ClimatologyImputer:
@@ -412,14 +411,12 @@ class DINEOFImputer(_CellMeanImputer):
         max_iter: int = 100,
         seed: int = 0,
     ):
-        if int(max_rank) != max_rank or max_rank < 1:
-            raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
+        positive_int("max_rank", max_rank)
         if not 0 < cv_fraction < 1:
             raise ValueError(f"cv_fraction must lie in (0, 1), got {cv_fraction!r}")
         if not tol > 0:
             raise ValueError(f"tol must be positive, got {tol!r}")
-        if int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        positive_int("max_iter", max_iter)
         self.max_rank = int(max_rank)
         self.cv_fraction = float(cv_fraction)
         self.tol = float(tol)
@@ -567,14 +564,12 @@ class MatrixFactorizationImputer(_CellMeanImputer):
         tol: float = 1e-4,
         seed: int = 0,
     ):
-        if int(rank) != rank or rank < 1:
-            raise ValueError(f"rank must be a positive integer, got {rank!r}")
+        positive_int("rank", rank)
         # l2 = 0 would leave the normal equations of days (cells) with fewer observations than
         # the rank singular.
         if not l2 > 0:
             raise ValueError(f"l2 must be positive, got {l2!r}")
-        if int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        positive_int("max_iter", max_iter)
         if not tol > 0:
             raise ValueError(f"tol must be positive, got {tol!r}")
         self.rank = int(rank)

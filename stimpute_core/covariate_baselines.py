@@ -23,7 +23,7 @@ import xarray as xr
 
 from .baselines import _CellMeanImputer, _interpolate_time
 from .data.contract import LAND_COVER, covariate_names
-from .imputation import as_output
+from .imputation import as_output, positive_int
 
 #: The coarse product the ``coarse`` reference follows.
 COARSE = "sm_36km"
@@ -87,9 +87,9 @@ class _CovariateImputer(_CellMeanImputer):
             codes = sorted(int(c) for c in np.unique(lc[np.isfinite(lc)]))
         self.land_cover_codes_ = codes
 
-    def _raw_features(self, ds: xr.Dataset, *, fill: bool) -> np.ndarray:
-        """(time, y, x, D) features: covariates (time-varying ones gap-filled in time when
-        ``fill``), the antecedent precipitation index with ``prcp``, land-cover one-hot."""
+    def _raw_features(self, ds: xr.Dataset) -> np.ndarray:
+        """(time, y, x, D) features: covariates as they are in ``ds``, the antecedent
+        precipitation index with ``prcp``, land-cover one-hot."""
         assert self.covariates_ is not None and self.land_cover_codes_ is not None
         self._check_covariates(ds, self.covariates_)
         n_time, ny, nx = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
@@ -98,8 +98,6 @@ class _CovariateImputer(_CellMeanImputer):
             values = np.asarray(ds[name].values, dtype=np.float64)
             if ds[name].dims == ("y", "x"):
                 values = np.broadcast_to(values, (n_time, ny, nx))
-            elif fill:
-                values = _filled_in_time(values)
             columns.append(values)
             if name == "prcp":
                 columns.append(antecedent_precipitation(values))
@@ -123,7 +121,7 @@ class _CovariateImputer(_CellMeanImputer):
                 }
             )
         for t0 in range(0, ds.sizes["time"], _BLOCK_DAYS):
-            yield t0, self._raw_features(ds.isel(time=slice(t0, t0 + _BLOCK_DAYS)), fill=False)
+            yield t0, self._raw_features(ds.isel(time=slice(t0, t0 + _BLOCK_DAYS)))
 
     def _learn_scale(self, ds: xr.Dataset, *, fill: bool) -> None:
         """Mean and standard deviation of every feature over all (day, cell) rows of ``ds``."""
@@ -284,8 +282,7 @@ class MICEImputer(_TabularImputer):
     model_: Any = None
 
     def __init__(self, max_iter: int = 10, max_rows: int = 100_000, seed: int = 0):
-        if int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        positive_int("max_iter", max_iter)
         if int(max_rows) != max_rows or max_rows < 10:
             raise ValueError(f"max_rows must be an integer of at least 10, got {max_rows!r}")
         self.max_iter, self.max_rows, self.seed = int(max_iter), int(max_rows), int(seed)
@@ -342,10 +339,8 @@ class RandomForestImputer(_TabularImputer):
     def __init__(
         self, n_estimators: int = 100, max_depth: int = 5, seed: int = 0, n_jobs: int | None = -1
     ):
-        for label, value in (("n_estimators", n_estimators), ("max_depth", max_depth)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        self.n_estimators, self.max_depth = int(n_estimators), int(max_depth)
+        self.n_estimators = positive_int("n_estimators", n_estimators)
+        self.max_depth = positive_int("max_depth", max_depth)
         self.seed, self.n_jobs = int(seed), n_jobs
 
     def fit(self, ds: xr.Dataset) -> RandomForestImputer:

@@ -61,6 +61,14 @@ class Imputer(ABC):
         return f"{type(self).__name__}({args})"
 
 
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int, or a ValueError naming the setting: the check every imputer's
+    constructor makes for counts (ranks, iterations, trees, draws)."""
+    if int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def as_output(ds: xr.Dataset, values: np.ndarray, imputer: Imputer) -> xr.DataArray:
     """Wrap ``values`` as the contract output for ``ds``, passing observed values through."""
     target = ds[TARGET]

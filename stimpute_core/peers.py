@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from .data.contract import TARGET
-from .imputation import Imputer, as_output
+from .imputation import Imputer, as_output, positive_int
 from .models.st_transformer.data import window_starts
 
 
@@ -81,8 +81,7 @@ class PyPOTSImputer(Imputer):
     ):
         if model not in PYPOTS_MODELS:
             raise ValueError(f"model={model!r}: expected one of {', '.join(PYPOTS_MODELS)}")
-        if int(n_samples) != n_samples or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        positive_int("n_samples", n_samples)
         self.n_samples = int(n_samples)
         self.model = model
         self.n_steps = n_steps

@@ -27,25 +27,24 @@ def test_short_series_is_padded():
     assert from_windows(np.zeros((1, 30, 2)), starts, 10).shape == (10, 2)
 
 
-def test_saits_imputes_the_cube():
+def small_cube(end: str, cells: int):
+    """A short scenario on ``cells`` x ``cells`` cells and the same with 20 % of points hidden."""
     pytest.importorskip("pypots")
-    ds = make_scenario(ScenarioConfig(start="2020-01-01", end="2020-06-30")).isel(
-        y=slice(0, 6), x=slice(0, 6)
+    ds = make_scenario(ScenarioConfig(start="2020-01-01", end=end)).isel(
+        y=slice(0, cells), x=slice(0, cells)
     )
-    hidden = masks.holdout_mask(ds, "point", 0.2, seed=0)
-    inputs = masks.apply_holdout(ds, hidden)
+    return ds, masks.apply_holdout(ds, masks.holdout_mask(ds, "point", 0.2, seed=0))
+
+
+def test_saits_imputes_the_cube():
+    ds, inputs = small_cube("2020-06-30", 6)
     model = make_imputer("saits", seed=0, epochs=2)
     out = model.fit(inputs).impute(inputs)
     assert out.shape == ds.soil_moisture.shape and not np.isnan(out.values).any()
 
 
 def test_csdi_imputes_the_cube_with_the_median_of_its_draws():
-    pytest.importorskip("pypots")
-    ds = make_scenario(ScenarioConfig(start="2020-01-01", end="2020-04-30")).isel(
-        y=slice(0, 4), x=slice(0, 4)
-    )
-    hidden = masks.holdout_mask(ds, "point", 0.2, seed=0)
-    inputs = masks.apply_holdout(ds, hidden)
+    ds, inputs = small_cube("2020-04-30", 4)
     model = make_imputer("csdi", seed=0, epochs=1)
     model.n_samples = 3  # a few draws keep the test short
     out = model.fit(inputs).impute(inputs)
