@@ -20,6 +20,7 @@ from . import __version__
 from .baselines import BASELINES
 from .data import ContractError, open_dataset, write_netcdf
 from .data.readers import ReaderError
+from .data.grid import TXSON_BOX, GridBox
 from .data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from .data.summary import describe, format_description
 from .masks import MASK_KINDS
@@ -43,8 +44,27 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _parse_box(text: str | None) -> GridBox:
+    """``ROW0,COL0,NROWS,NCOLS`` of the 1 km grid (``None``: the TxSON 36 km cell)."""
+    if text is None:
+        return TXSON_BOX
+    parts = text.split(",")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or min(values[2:]) < 2 or min(values[:2]) < 0:
+        raise ValueError(
+            f"--box {text!r}: expected ROW0,COL0,NROWS,NCOLS of the 1 km grid "
+            "(integers, origin >= 0, at least 2 rows and 2 columns)"
+        )
+    return GridBox(*values)
+
+
 def _cmd_data_demo(args: argparse.Namespace) -> int:
-    cfg = ScenarioConfig(seed=args.seed, start=args.start, end=args.end)
+    cfg = ScenarioConfig(
+        seed=args.seed, start=args.start, end=args.end, box=_parse_box(args.box)
+    )
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
@@ -319,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--start", default=ScenarioConfig.start, help="first day (YYYY-MM-DD)")
     demo.add_argument("--end", default=ScenarioConfig.end, help="last day (YYYY-MM-DD)")
+    demo.add_argument(
+        "--box",
+        help="ROW0,COL0,NROWS,NCOLS of the 1 km EASE-Grid 2.0 (default: the TxSON 36 km cell)",
+    )
     demo.set_defaults(func=_cmd_data_demo)
     info = data_sub.add_parser("info", help="describe a contract NetCDF and check it")
     info.add_argument("file", type=Path)
