@@ -19,8 +19,8 @@ from tqdm import tqdm
 from . import __version__
 from .baselines import BASELINES
 from .data import ContractError, open_dataset, write_netcdf
-from .data.readers import ReaderError
 from .data.grid import TXSON_BOX, GridBox
+from .data.readers import ReaderError
 from .data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from .data.summary import describe, format_description
 from .masks import MASK_KINDS
@@ -62,9 +62,7 @@ def _parse_box(text: str | None) -> GridBox:
 
 
 def _cmd_data_demo(args: argparse.Namespace) -> int:
-    cfg = ScenarioConfig(
-        seed=args.seed, start=args.start, end=args.end, box=_parse_box(args.box)
-    )
+    cfg = ScenarioConfig(seed=args.seed, start=args.start, end=args.end, box=_parse_box(args.box))
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:

@@ -21,8 +21,9 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from .baselines import _CellMeanImputer, _interpolate_time
+from .baselines import _CellMeanImputer
 from .data.contract import LAND_COVER, covariate_names
+from .features import antecedent_precipitation, fill_in_time
 from .imputation import as_output, positive_int
 
 #: The coarse product the ``coarse`` reference follows.
@@ -36,24 +37,7 @@ _BLOCK_DAYS = 256
 def _filled_in_time(values: np.ndarray) -> np.ndarray:
     """A (time, y, x) field with its gaps filled by linear interpolation in time per cell (edges
     held), and cells never observed by the mean of all values (0 when there is none)."""
-    finite = np.isfinite(values)
-    overall = float(values[finite].mean()) if finite.any() else 0.0
-    return _interpolate_time(values, np.full(values.shape[1:], overall))
-
-
-def antecedent_precipitation(prcp: np.ndarray, decay: float = API_DECAY) -> np.ndarray:
-    """Antecedent precipitation index ``api_t = decay * api_{t-1} + prcp_t`` along axis 0.
-
-    Soil moisture answers to the rain of the last days, not only of the day itself; the index is
-    the standard way to give a linear model that memory. Missing rain counts as none.
-    """
-    rain = np.nan_to_num(np.asarray(prcp, dtype=np.float64), nan=0.0)
-    out = np.empty_like(rain)
-    level = np.zeros(rain.shape[1:])
-    for t in range(rain.shape[0]):
-        level = decay * level + rain[t]
-        out[t] = level
-    return out
+    return fill_in_time(values)
 
 
 class _CovariateImputer(_CellMeanImputer):
@@ -371,16 +355,25 @@ class RandomForestImputer(_TabularImputer):
         return as_output(ds, self._impute_blocks(ds, fill=True), self)
 
 
+from .boosting import GradientBoostingImputer  # noqa: E402 (it builds on the shared parts above)
+
 #: Covariate-aware baselines by their ``name``.
 COVARIATE_BASELINES: dict[str, type[_CellMeanImputer]] = {
     cls.name: cls
-    for cls in (CoarseOffsetImputer, CovariateRegressionImputer, MICEImputer, RandomForestImputer)
+    for cls in (
+        CoarseOffsetImputer,
+        CovariateRegressionImputer,
+        MICEImputer,
+        RandomForestImputer,
+        GradientBoostingImputer,
+    )
 }
 
 __all__ = [
     "COVARIATE_BASELINES",
     "CoarseOffsetImputer",
     "CovariateRegressionImputer",
+    "GradientBoostingImputer",
     "MICEImputer",
     "RandomForestImputer",
     "antecedent_precipitation",

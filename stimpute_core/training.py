@@ -5,7 +5,8 @@ The model never sees a value it is scored on. Per sample, a fraction ``p`` drawn
 (``mask_kind="time_slice"``) or random entries (``"point"``), and the L1 loss is taken on the
 hidden entries only. A validation split of observed entries (``val_fraction``, chosen with the
 same kind) is hidden from every training input and scores each epoch; the best weights are kept
-(early stopping with ``patience``). Adam with a cosine learning rate from ``lr`` to ``lr_min``,
+(early stopping with ``patience``). Adam with a cosine learning rate from ``lr`` to ``lr_min`` over
+the steps or the time budget (``max_minutes``), whichever ends first,
 gradient clipping at ``grad_clip``.
 
 Progress goes to ``callbacks``: each is called with a :class:`TrainingProgress` after every step
@@ -136,8 +137,9 @@ class SampleSet:
         return y, take(self.u, t0, r0, c0, self.window, self.patch)
 
 
-def _cosine_lr(step: int, total: int, lr: float, lr_min: float) -> float:
-    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+def _cosine_lr(progress: float, lr: float, lr_min: float) -> float:
+    """Cosine decay from ``lr`` to ``lr_min`` as ``progress`` goes from 0 to 1."""
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
 def train_network(
@@ -189,6 +191,14 @@ def train_network(
     cancelled = False
     global_step = 0
 
+    def schedule_done() -> float:
+        """Share of the schedule done: of the steps, or of the time budget when it ends first,
+        so the learning rate has decayed when a time budget runs out."""
+        done = global_step / max(total_steps, 1)
+        if settings.max_minutes:
+            done = max(done, (time.perf_counter() - t_start) / (60 * settings.max_minutes))
+        return min(done, 1.0)
+
     def emit(progress: TrainingProgress) -> None:
         for cb in callbacks:
             cb(progress)
@@ -228,7 +238,7 @@ def train_network(
             if not hidden.any():
                 continue
             for group in opt.param_groups:
-                group["lr"] = _cosine_lr(global_step, total_steps, settings.lr, settings.lr_min)
+                group["lr"] = _cosine_lr(schedule_done(), settings.lr, settings.lr_min)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 pred, aux = net(y, visible, u if u.shape[-1] else None)
                 loss = (pred.float() - y).abs()[hidden].mean()

@@ -12,6 +12,7 @@ from stimpute_core.covariate_baselines import (
     COVARIATE_BASELINES,
     CoarseOffsetImputer,
     CovariateRegressionImputer,
+    GradientBoostingImputer,
     MICEImputer,
     RandomForestImputer,
     antecedent_precipitation,
@@ -113,7 +114,7 @@ def test_regression_penalty_shrinks_a_cell_with_few_observations_to_its_mean():
     np.testing.assert_allclose(cell, truth[[5, 50], 0, 0].mean(), atol=1e-4)
 
 
-@pytest.mark.parametrize("cls", [MICEImputer, RandomForestImputer])
+@pytest.mark.parametrize("cls", [MICEImputer, RandomForestImputer, GradientBoostingImputer])
 def test_tabular_methods_learn_the_relation_to_a_covariate(cls):
     cov = weather()
     # A pooled, monotone relation to one covariate, with whole days missing.
@@ -135,6 +136,31 @@ def test_forest_uses_land_cover():
     ds = make_ds(np.where(obs, truth, np.nan), land_cover=lc, **weather())
     out = RandomForestImputer(n_estimators=20, seed=0).fit(ds).impute(ds)
     np.testing.assert_allclose(out.values[:, :, 2], 0.3, atol=0.02)
+
+
+def test_boosting_learns_a_nonlinear_rain_memory():
+    """Soil moisture as a saturating function of a two-week rain memory: the trees find it from
+    the derived inputs (the per-cell regression on one day's weather cannot)."""
+    rng = np.random.default_rng(7)
+    prcp = np.where(rng.random(SHAPE[:1]) < 0.15, 20 * rng.random(SHAPE[:1]), 0.0)
+    prcp = np.broadcast_to(prcp[:, None, None], SHAPE).copy()
+    memory = antecedent_precipitation(prcp, 0.93)
+    truth = 0.08 + 0.3 * (1 - np.exp(-memory / 30))
+    obs = observed_mask()
+    ds = make_ds(np.where(obs, truth, np.nan), prcp=prcp, **weather())
+    boosted = GradientBoostingImputer(seed=0).fit(ds).impute(ds)
+    mean = MeanImputer().fit(ds).impute(ds)
+    assert mae(boosted.values, truth, ~obs) < 0.2 * mae(mean.values, truth, ~obs)
+
+
+def test_boosting_never_reads_the_truth_and_is_repeatable():
+    cov = weather()
+    truth = 0.1 + 0.004 * cov["tmax"]
+    ds = make_ds(np.where(observed_mask(), truth, np.nan), **cov)
+    a = GradientBoostingImputer(max_iter=20, seed=3).fit(ds).impute(ds)
+    ds["soil_moisture_true"] = (("time", "y", "x"), np.full(SHAPE, 9.0))
+    b = GradientBoostingImputer(max_iter=20, seed=3).fit(ds).impute(ds)
+    np.testing.assert_array_equal(a.values, b.values)
 
 
 def test_antecedent_precipitation_by_hand():
@@ -167,7 +193,7 @@ def test_contract_of_every_covariate_baseline(name):
 
 
 def test_registered_by_name():
-    assert set(COVARIATE_BASELINES) == {"coarse", "regression", "mice", "forest"}
+    assert set(COVARIATE_BASELINES) == {"coarse", "regression", "mice", "forest", "boosting"}
     assert set(COVARIATE_BASELINES) <= set(MODEL_NAMES)
 
 
@@ -179,6 +205,8 @@ def test_registered_by_name():
         (MICEImputer, {"max_rows": 3}, "max_rows"),
         (RandomForestImputer, {"n_estimators": 0}, "n_estimators"),
         (RandomForestImputer, {"max_depth": 1.5}, "max_depth"),
+        (GradientBoostingImputer, {"max_iter": 0}, "max_iter"),
+        (GradientBoostingImputer, {"learning_rate": 0}, "learning_rate"),
     ],
 )
 def test_constructor_validation(cls, kwargs, match):

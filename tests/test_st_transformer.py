@@ -147,7 +147,9 @@ def test_window_starts_cover_every_day():
 
 def test_stitching_averages_overlaps_on_odd_grids(small):
     """A network predicting its window's start day shows exactly how windows are averaged."""
-    model = STTransformerImputer(profile="tiny", impute_stride=24)
+    model = STTransformerImputer(
+        profile="tiny", impute_stride=24, prior=None, derived_inputs=False, cell_context=False
+    )
     norm = Normalizer.fit(small)
     cfg = STTransformerConfig(n_covariates=norm.n_covariates, hidden=8, n_layers=1)
     model.net_, model.normalizer_ = STTransformer(cfg), norm

@@ -15,13 +15,19 @@ from ..baselines import BASELINES
 from ..covariate_baselines import COVARIATE_BASELINES
 from ..imputation import Imputer
 
-#: ST-Transformer variants: the paper's two spatial attentions and its ablations.
+#: ST-Transformer variants: the paper's two spatial attentions and its ablations, and the
+#: ablations of the inputs this package adds (``st-transformer-paper`` has none of them).
 ST_VARIANTS: dict[str, dict[str, Any]] = {
     "st-transformer": {"spatial": "swin"},
     "st-transformer-msa": {"spatial": "full"},
     "st-transformer-nospace": {"spatial": "none"},
     "st-transformer-notime": {"temporal": False},
     "st-transformer-nocov": {"use_covariates": False},
+    # Ablations of the inputs added to the paper's (see the README's ST-Transformer section).
+    "st-transformer-noprior": {"prior": None},
+    "st-transformer-noderived": {"derived_inputs": False},
+    "st-transformer-nocontext": {"cell_context": False},
+    "st-transformer-paper": {"prior": None, "derived_inputs": False, "cell_context": False},
 }
 ST_OPTIONS = ("profile", "mask_kind", "seed", "epochs", "max_minutes", "device", "impute_stride")
 #: Peers from PyPOTS (optional extra ``peers``), cells as features.

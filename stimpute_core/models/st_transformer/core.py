@@ -60,6 +60,9 @@ class STTransformerConfig:
     readout: str = "concat"
     spatial_embedding: str = "mlp"
     dropout: float = 0.0
+    #: The output is a correction to a prior estimate: the readout starts at zero, so an
+    #: untrained network returns the prior unchanged.
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.spatial not in SPATIAL_KINDS:
@@ -302,8 +305,14 @@ class STTransformer(nn.Module):
         c = cfg.hidden
         if cfg.readout == "concat":
             self.readout = mlp(c * cfg.n_layers, c, 1)
+            heads = [self.readout]
         else:
             self.readouts = nn.ModuleList(mlp(c, c, 1) for _ in range(cfg.n_layers))
+            heads = list(self.readouts)
+        if cfg.residual:
+            for head in heads:
+                nn.init.zeros_(head[-1].weight)
+                nn.init.zeros_(head[-1].bias)
 
     def forward(
         self, y: torch.Tensor, visible: torch.Tensor, u: torch.Tensor | None = None

@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -42,10 +43,17 @@ class Normalizer:
     units: dict[str, str]
     dx: float
     dy: float
+    #: Channels computed by the imputer (``prior``, cell context), after the covariates.
+    extra: list[str] = field(default_factory=list)
 
     @property
     def n_covariates(self) -> int:
-        return 2 * len(self.dynamic) + len(self.static) + len(self.land_cover_classes)
+        return (
+            2 * len(self.dynamic)
+            + len(self.static)
+            + len(self.land_cover_classes)
+            + len(self.extra)
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,8 +63,11 @@ class Normalizer:
         return cls(**d)
 
     @classmethod
-    def fit(cls, ds: xr.Dataset, *, use_covariates: bool = True) -> Normalizer:
-        """Learn statistics from the observed values and covariates of ``ds``."""
+    def fit(
+        cls, ds: xr.Dataset, *, use_covariates: bool = True, extra: Sequence[str] = ()
+    ) -> Normalizer:
+        """Learn statistics from the observed values and covariates of ``ds``; ``extra`` names
+        the imputer's own channels (scaled by the target's statistics, nothing to learn)."""
         y = ds[TARGET].values
         obs = y[np.isfinite(y)]
         if obs.size == 0:
@@ -92,6 +103,7 @@ class Normalizer:
             units={n: str(ds[n].attrs.get("units", "")) for n in [TARGET, *dynamic, *static]},
             dx=float(abs(x[1] - x[0])) if len(x) > 1 else 0.0,
             dy=float(abs(yc[1] - yc[0])) if len(yc) > 1 else 0.0,
+            extra=list(extra),
         )
 
     def check(self, ds: xr.Dataset) -> None:
@@ -131,15 +143,30 @@ def padded_size(n: int, patch: int) -> int:
     return int(np.ceil(n / patch) * patch)
 
 
-def encode(ds: xr.Dataset, norm: Normalizer, patch: int) -> tuple[np.ndarray, np.ndarray]:
+def encode(
+    ds: xr.Dataset,
+    norm: Normalizer,
+    patch: int,
+    extra: Mapping[str, np.ndarray] | None = None,
+    offset: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Standardised target ``y(T, H', W')`` with NaN where unobserved and covariates ``u(T, H', W', D)``.
 
-    ``H'``, ``W'`` are the grid padded up to whole patches.
+    ``H'``, ``W'`` are the grid padded up to whole patches. ``extra`` holds the imputer's own
+    channels by name ((time, y, x) or (y, x) arrays in soil-moisture units), exactly those of
+    ``norm.extra``. With ``offset`` (time, y, x), the target is ``(value - offset) / y_std``: the
+    departure from a prior estimate; without it, ``(value - y_mean) / y_std``.
     """
     t, h, w = ds[TARGET].shape
     hp, wp = padded_size(h, patch), padded_size(w, patch)
+    extra = dict(extra or {})
+    if sorted(extra) != sorted(norm.extra):
+        raise IncompatibleDataError(
+            f"the model needs the input channels {norm.extra}, got {sorted(extra)}"
+        )
     y = np.full((t, hp, wp), np.nan, np.float32)
-    y[:, :h, :w] = (ds[TARGET].values - norm.y_mean) / norm.y_std
+    centre = norm.y_mean if offset is None else offset
+    y[:, :h, :w] = (ds[TARGET].values - centre) / norm.y_std
     u = np.zeros((t, hp, wp, norm.n_covariates), np.float32)
     k = 0
     for name, mean, sd in zip(norm.dynamic, norm.dynamic_mean, norm.dynamic_std, strict=True):
@@ -157,6 +184,12 @@ def encode(ds: xr.Dataset, norm: Normalizer, patch: int) -> tuple[np.ndarray, np
         for code in norm.land_cover_classes:
             u[:, :h, :w, k] = (lc == code).astype(np.float32)[None]
             k += 1
+    for name in norm.extra:
+        v = np.asarray(extra[name], dtype=np.float64)
+        # Spreads are scaled only; levels are centred on the target's mean too.
+        centre = 0.0 if name.endswith("_sd") or name.endswith("_offset") else norm.y_mean
+        u[:, :h, :w, k] = np.broadcast_to((v - centre) / norm.y_std, (t, h, w))
+        k += 1
     return y, u
 
 

@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 
 from ... import __version__
 from ...data.contract import TARGET
-from ...imputation import Imputer, as_output
+from ...features import COARSE, fill_in_time, with_derived_features
+from ...imputation import Imputer, as_output, positive_int
 from ...masks import holdout_mask
 from ...training import SampleSet, TrainingProgress, TrainingSettings, pick_device, train_network
 from .core import STTransformer, STTransformerConfig
@@ -31,6 +32,15 @@ from .data import (
     patch_origins,
     take,
     window_starts,
+)
+from .prior import (
+    CONTEXT_NAMES,
+    cell_context,
+    cross_fitted_prior,
+    estimate,
+    fit_reference,
+    load_reference,
+    save_reference,
 )
 
 #: Sizes and schedules. ``paper``: the paper's network and 200 epochs, meant for a GPU.
@@ -58,6 +68,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+PRIOR_FILE = "prior.skops"
 #: Checkpoints shipped with the package, trained by ``stimpute train`` on the built-in scenario.
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 DEFAULT_PRETRAINED = "txson-quick"
@@ -85,6 +96,19 @@ class STTransformerImputer(Imputer):
     :mod:`.core`). ``mask_kind`` is the self-supervised masking: ``"time_slice"`` or ``"point"``.
     ``impute_stride`` is the day step between overlapping windows when imputing (default: half a
     window); predictions of overlapping windows are averaged.
+
+    What the network is given besides the paper's inputs (each can be switched off, and
+    ``derived_inputs=False, cell_context=False, prior=None`` is the paper's model):
+
+    - ``derived_inputs``: rain memories, days since rain, the season and the coarse product's
+      anomaly (:mod:`stimpute_core.features`), as time-varying covariates;
+    - ``cell_context``: each cell's observed mean, spread and offset from the coarse product;
+    - ``prior``: a reference (``"boosting"``, ``"regression"``, ``"coarse"``, ...) whose
+      estimate the network corrects, cross-fitted over ``prior_folds`` folds in ``fit``
+      (:mod:`.prior`). When imputing it is refitted on the Dataset given.
+
+    ``use_covariates=False`` drops every covariate-based input (covariates, derived inputs, the
+    prior and the coarse offset of the cell context).
     """
 
     name: ClassVar[str] = "st-transformer"
@@ -99,6 +123,10 @@ class STTransformerImputer(Imputer):
         norm: str = "post",
         spatial_embedding: str = "mlp",
         mask_kind: str = "time_slice",
+        derived_inputs: bool = True,
+        cell_context: bool = True,
+        prior: str | None = "boosting",
+        prior_folds: int = 3,
         epochs: int | None = None,
         max_minutes: float | None = None,
         impute_stride: int | None = None,
@@ -115,6 +143,14 @@ class STTransformerImputer(Imputer):
         self.norm = norm
         self.spatial_embedding = spatial_embedding
         self.mask_kind = mask_kind
+        self.derived_inputs = bool(derived_inputs)
+        self.cell_context = bool(cell_context)
+        if prior is not None and (not isinstance(prior, str) or prior.startswith("st-")):
+            raise ValueError(f"prior={prior!r}: expected the name of a reference or None")
+        self.prior = prior
+        self.prior_folds = positive_int("prior_folds", prior_folds)
+        if self.prior_folds < 2:
+            raise ValueError(f"prior_folds must be at least 2, got {prior_folds!r}")
         self.epochs = epochs
         self.max_minutes = max_minutes
         self.impute_stride = impute_stride
@@ -125,6 +161,7 @@ class STTransformerImputer(Imputer):
         self.history_: list[dict] = []
         self.cancelled_ = False
         self.training_: dict = {}
+        self.prior_model_: Imputer | None = None
 
     def _configs(self, n_covariates: int) -> tuple[STTransformerConfig, TrainingSettings]:
         prof = PROFILES[self.profile]
@@ -135,6 +172,7 @@ class STTransformerImputer(Imputer):
             readout=self.readout,
             norm=self.norm,
             spatial_embedding=self.spatial_embedding,
+            residual=self._prior() is not None,
             **prof["net"],
         )
         train = dict(prof["train"])
@@ -146,6 +184,47 @@ class STTransformerImputer(Imputer):
             mask_kind=self.mask_kind, seed=self.seed, device=self.device, **train
         )
         return net, settings
+
+    def _prior(self) -> str | None:
+        return self.prior if self.use_covariates else None
+
+    def _with_inputs(self, ds: xr.Dataset) -> xr.Dataset:
+        """``ds`` with the derived inputs added when they are used."""
+        if self.use_covariates and self.derived_inputs:
+            return with_derived_features(ds)
+        return ds
+
+    def _extra(
+        self, known: xr.Dataset, *, exclude: np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """The imputer's own input channels from the observations of ``known``, and the prior
+        (the offset the target is encoded against), or None.
+
+        In ``fit`` (``exclude``: the validation entries, already blanked in ``known``) the prior
+        is cross-fitted and the reference fitted on all of ``known`` is kept as
+        ``prior_model_``; afterwards ``prior_model_`` gives the estimate.
+        """
+        extra: dict[str, np.ndarray] = {}
+        offset = None
+        name = self._prior()
+        if name is not None:
+            if exclude is not None:
+                offset = cross_fitted_prior(
+                    known, name, exclude, folds=self.prior_folds, seed=self.seed
+                )
+                self.prior_model_ = fit_reference(known, name, seed=self.seed)
+            else:
+                self._check_fitted("prior_model_")
+                offset = estimate(self.prior_model_, known)
+            extra["prior"] = offset
+        if self.cell_context:
+            coarse = None
+            if self.use_covariates and COARSE in known.data_vars:
+                coarse = fill_in_time(np.broadcast_to(known[COARSE].values, known[TARGET].shape))
+            context = cell_context(np.asarray(known[TARGET].values, dtype=np.float64), coarse)
+            for k, label in enumerate(CONTEXT_NAMES):
+                extra[label] = context[..., k]
+        return extra, offset
 
     def fit(
         self,
@@ -161,14 +240,24 @@ class STTransformerImputer(Imputer):
         the best weights so far are kept (``cancelled_`` is then True).
         """
         torch.manual_seed(self.seed)
-        norm = Normalizer.fit(ds, use_covariates=self.use_covariates)
+        ds = self._with_inputs(ds)
+        values = np.asarray(ds[TARGET].values, dtype=np.float64)
+        observed = np.isfinite(values)
+        val_mask = np.zeros_like(observed)
+        if observed.sum() >= 20:
+            val_mask = holdout_mask(
+                observed, self.mask_kind, self._configs(0)[1].val_fraction, seed=self.seed + 7
+            )
+        # Nothing computed in fit sees the validation entries: statistics, prior, context.
+        known = ds.assign({TARGET: ds[TARGET].where(~val_mask)})
+        extra, offset = self._extra(known, exclude=val_mask)
+        norm = Normalizer.fit(known, use_covariates=self.use_covariates, extra=list(extra))
         net_cfg, settings = self._configs(norm.n_covariates)
-        y, u = encode(ds, norm, net_cfg.patch)
-        val_kind = self.mask_kind
-        obs = np.isfinite(y)
-        val_mask = np.zeros_like(obs)
-        if obs.sum() >= 20:
-            val_mask = holdout_mask(obs, val_kind, settings.val_fraction, seed=self.seed + 7)
+        y, u = encode(ds, norm, net_cfg.patch, extra, offset)
+        val_mask = np.pad(
+            val_mask,
+            [(0, 0), (0, y.shape[1] - val_mask.shape[1]), (0, y.shape[2] - val_mask.shape[2])],
+        )
         samples = SampleSet(y, u, net_cfg.window, settings.stride, net_cfg.patch)
         net = STTransformer(net_cfg)
         history, cancelled = train_network(
@@ -189,9 +278,8 @@ class STTransformerImputer(Imputer):
         """Model output for every cell-day of ``ds`` (original units), before keeping observations."""
         self._check_fitted("net_", "normalizer_")
         assert self.net_ is not None and self.normalizer_ is not None
-        self.normalizer_.check(ds)
         cfg = self.net_.cfg
-        y, u = encode(ds, self.normalizer_, cfg.patch)
+        y, u, offset = self._encode(ds)
         t, hp, wp = y.shape
         stride = self.impute_stride or max(1, cfg.window // 2)
         device = self._device()
@@ -220,8 +308,18 @@ class STTransformerImputer(Imputer):
                 count[t0 : t0 + w, r0 : r0 + p, c0 : c0 + p] += 1
         self.net_.cpu()
         h, wd = ds[TARGET].shape[1:]
-        out = (total / np.maximum(count, 1))[:t, :h, :wd]
-        return out * self.normalizer_.y_std + self.normalizer_.y_mean
+        out = (total / np.maximum(count, 1))[:t, :h, :wd] * self.normalizer_.y_std
+        return out + (self.normalizer_.y_mean if offset is None else offset)
+
+    def _encode(self, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Encoded target and inputs of ``ds`` for the fitted network, and the prior (or None)."""
+        assert self.normalizer_ is not None
+        ds = self._with_inputs(ds)
+        self.normalizer_.check(ds)
+        extra, offset = self._extra(ds)
+        assert self.net_ is not None
+        y, u = encode(ds, self.normalizer_, self.net_.cfg.patch, extra, offset)
+        return y, u, offset
 
     def impute(self, ds: xr.Dataset) -> xr.DataArray:
         """Complete field: observed values kept, the rest from overlapping windows averaged."""
@@ -241,7 +339,9 @@ class STTransformerImputer(Imputer):
         It holds ``model.safetensors`` (weights only: loading never unpickles anything) and
         ``config.json`` with the imputer settings, network configuration, normalisation
         statistics, covariate names and order, patch geometry, training history and the
-        package version (and ``command`` when given, to record how it was made).
+        package version (and ``command`` when given, to record how it was made), and with a
+        prior, ``prior.skops``: the fitted reference, which loading reads without unpickling
+        and only with the types of :data:`.prior.TRUSTED_TYPES`.
         """
         self._check_fitted("net_", "normalizer_")
         assert self.net_ is not None and self.normalizer_ is not None
@@ -267,6 +367,8 @@ class STTransformerImputer(Imputer):
             if command:
                 meta["command"] = command
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+            if self.prior_model_ is not None:
+                save_reference(self.prior_model_, tmp / PRIOR_FILE)
             if path.exists():
                 old = path.with_name(f".{path.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -298,12 +400,22 @@ class STTransformerImputer(Imputer):
             raise ValueError(f"{cfg_file}: malformed checkpoint configuration ({err})") from err
         if device is not None:
             params["device"] = device
+        # Checkpoints from before the added inputs were trained with the paper's inputs only.
+        for key, paper in (("derived_inputs", False), ("cell_context", False), ("prior", None)):
+            params.setdefault(key, paper)
         model = cls(**params)
         net = STTransformer(net_cfg)
         try:
             net.load_state_dict(load_file(weights))
         except (RuntimeError, OSError, SafetensorError) as err:
             raise ValueError(f"{weights}: weights do not match the configuration ({err})") from err
+        if model._prior() is not None:
+            if not (path / PRIOR_FILE).is_file():
+                raise ValueError(
+                    f"{path}: the checkpoint was trained with prior={model.prior!r} but holds "
+                    f"no {PRIOR_FILE}"
+                )
+            model.prior_model_ = load_reference(path / PRIOR_FILE)
         model.net_ = net.eval()
         model.normalizer_ = norm
         model.history_ = meta.get("history", [])
@@ -324,7 +436,6 @@ class STTransformerImputer(Imputer):
         """
         self._check_fitted("net_", "normalizer_")
         assert self.net_ is not None and self.normalizer_ is not None
-        self.normalizer_.check(ds)
         cfg = self.net_.cfg
         times = pd.DatetimeIndex(ds["time"].values)
         ti = int(times.get_indexer([pd.Timestamp(day)])[0])
@@ -335,7 +446,7 @@ class STTransformerImputer(Imputer):
         h, w = ds[TARGET].shape[1:]
         if not (0 <= iy < h and 0 <= ix < w):
             raise ValueError(f"cell ({iy}, {ix}) is outside the {h} x {w} grid")
-        y, u = encode(ds, self.normalizer_, cfg.patch)
+        y, u, _ = self._encode(ds)
         t0 = int(np.clip(ti - cfg.window // 2, 0, max(0, len(times) - cfg.window)))
         r0, c0 = iy // cfg.patch * cfg.patch, ix // cfg.patch * cfg.patch
         ys = take(y, t0, r0, c0, cfg.window, cfg.patch)[None]

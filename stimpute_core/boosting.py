@@ -1,0 +1,136 @@
+"""Gradient-boosted trees on the covariates and the derived inputs: the strongest simple
+reference for whole missing days.
+
+One model for all cells (scikit-learn's ``HistGradientBoostingRegressor``), one row per observed
+(day, cell): the time-varying covariates as they are (the trees take their gaps), the derived
+inputs of :mod:`stimpute_core.features` (rain memories of several lengths, days since rain, the
+season, the coarse product filled and its anomaly), the static fields and the land-cover code
+as a category. It sees no neighbour and no other day of soil moisture, so it is the reference a
+spatiotemporal model has to beat with what it adds, not with the covariates alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+from .baselines import _CellMeanImputer
+from .data.contract import LAND_COVER, covariate_names
+from .features import derived_features
+from .imputation import as_output, positive_int
+
+#: Days per block when building feature rows for prediction (bounds memory on long cubes).
+_BLOCK_DAYS = 256
+
+
+class GradientBoostingImputer(_CellMeanImputer):
+    """Histogram gradient boosting of soil moisture on covariates and derived inputs.
+
+    ``max_iter`` trees of at most ``max_leaf_nodes`` leaves, learning rate ``learning_rate``,
+    no early stopping (so a fit is repeatable from ``seed``). Cells never observed are predicted
+    from their covariates like any other.
+    """
+
+    name: ClassVar[str] = "boosting"
+    model_: Any = None
+    columns_: list[str] | None = None
+    land_cover_codes_: list[int] | None = None
+
+    def __init__(
+        self,
+        max_iter: int = 300,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 31,
+        seed: int = 0,
+    ):
+        self.max_iter = positive_int("max_iter", max_iter)
+        self.max_leaf_nodes = positive_int("max_leaf_nodes", max_leaf_nodes)
+        if not 0 < learning_rate <= 1:
+            raise ValueError(f"learning_rate must be in (0, 1], got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.seed = int(seed)
+
+    def _columns(self, ds: xr.Dataset) -> list[str]:
+        dynamic, static = covariate_names(ds)
+        derived = [f"derived:{k}" for k in derived_features(ds.isel(time=slice(0, 2)))]
+        return dynamic + derived + static + ([LAND_COVER] if LAND_COVER in ds.data_vars else [])
+
+    def _blocks(self, ds: xr.Dataset):
+        """``(t0, (days, y, x, D) features)`` in blocks of days; derived inputs are computed over
+        the whole period first (rain memory must not restart at a block)."""
+        assert self.columns_ is not None
+        missing = [
+            c for c in self.columns_ if not c.startswith("derived:") and c not in ds.data_vars
+        ]
+        if missing:
+            raise ValueError(
+                f"boosting needs the covariate(s) {', '.join(missing)}, which the Dataset lacks "
+                "(as at fit)"
+            )
+        derived = derived_features(ds)
+        lost = [c for c in self.columns_ if c.startswith("derived:") and c[8:] not in derived]
+        if lost:
+            raise ValueError(f"boosting was fitted with derived inputs {lost} this Dataset lacks")
+        n_time, ny, nx = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
+        for t0 in range(0, n_time, _BLOCK_DAYS):
+            days = slice(t0, min(t0 + _BLOCK_DAYS, n_time))
+            n = days.stop - days.start
+            cols = []
+            for c in self.columns_:
+                if c.startswith("derived:"):
+                    v = derived[c[8:]][days]
+                elif ds[c].dims == ("y", "x"):
+                    v = np.broadcast_to(ds[c].values, (n, ny, nx))
+                else:
+                    v = ds[c].values[days]
+                cols.append(np.asarray(v, dtype=np.float32))
+            yield t0, np.stack(cols, axis=-1)
+
+    def fit(self, ds: xr.Dataset) -> GradientBoostingImputer:
+        """Grow the trees on the observed (day, cell) rows of ``ds``."""
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        values = self._fit_cell_mean(ds)
+        self.columns_ = self._columns(ds)
+        if not [c for c in self.columns_ if c not in (LAND_COVER,)]:
+            raise ValueError("boosting needs covariates; the Dataset has none")
+        rows, target = [], []
+        for t0, feats in self._blocks(ds):
+            y = values[t0 : t0 + feats.shape[0]]
+            obs = np.isfinite(y)
+            rows.append(feats[obs])
+            target.append(y[obs])
+        x = np.concatenate(rows)
+        categorical = [c == LAND_COVER for c in self.columns_]
+        self.model_ = HistGradientBoostingRegressor(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            early_stopping=False,
+            categorical_features=categorical if any(categorical) else None,
+            random_state=self.seed,
+        )
+        self.model_.fit(x, np.concatenate(target))
+        return self
+
+    def predict_cube(self, ds: xr.Dataset, *, check_grid: bool = True) -> np.ndarray:
+        """The trees' estimate for every (day, cell) of ``ds``, observed entries included.
+
+        The trees use each cell's own covariates only, so with ``check_grid=False`` they serve
+        any grid (the ST-Transformer's prior does; ``impute`` keeps the fitted grid).
+        """
+        self._check_fitted("model_", "columns_")
+        shape = (ds.sizes["time"], ds.sizes["y"], ds.sizes["x"])
+        if check_grid:
+            shape = self._prepare(ds).shape
+        out = np.empty(shape)
+        for t0, feats in self._blocks(ds):
+            pred = self.model_.predict(feats.reshape(-1, feats.shape[-1]))
+            out[t0 : t0 + feats.shape[0]] = pred.reshape(feats.shape[:3])
+        return out
+
+    def impute(self, ds: xr.Dataset) -> xr.DataArray:
+        """Fill every missing entry from its covariates."""
+        return as_output(ds, self.predict_cube(ds), self)

@@ -1,0 +1,169 @@
+"""The ST-Transformer's added inputs: prior, derived inputs and cell context. No held-out or
+validation entry may reach them, and checkpoints must record and refuse what they need."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stimpute_core import masks
+from stimpute_core.data.scenario import ScenarioConfig, make_scenario
+from stimpute_core.models import make_imputer
+from stimpute_core.models.st_transformer import model as model_module
+from stimpute_core.models.st_transformer.core import STTransformer, STTransformerConfig
+from stimpute_core.models.st_transformer.data import IncompatibleDataError
+from stimpute_core.models.st_transformer.model import STTransformerImputer
+from stimpute_core.models.st_transformer.prior import cell_context, cross_fitted_prior
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = make_scenario(ScenarioConfig(seed=3, start="2019-01-01", end="2019-12-31"))
+    return ds.isel(y=slice(0, 10), x=slice(0, 14)).drop_vars("soil_moisture_true")
+
+
+@pytest.mark.parametrize("readout", ["concat", "deep"])
+def test_a_residual_network_starts_at_the_prior(readout):
+    cfg = STTransformerConfig(n_covariates=3, hidden=8, n_layers=2, window=12, readout=readout, residual=True)  # fmt: skip
+    net = STTransformer(cfg)
+    y = torch.randn(2, 12, 144)
+    pred, aux = net(y, torch.rand(2, 12, 144) < 0.2, torch.randn(2, 12, 144, 3))
+    assert torch.count_nonzero(pred) == 0 and all(torch.count_nonzero(a) == 0 for a in aux)
+
+
+def test_cross_fitted_prior_never_knows_the_entry_it_estimates(small):
+    """Changing one observed value leaves that entry's own estimate unchanged; changing an
+    excluded (validation) value changes no estimate at all."""
+    values = small.soil_moisture.values
+    obs = np.argwhere(np.isfinite(values))
+    exclude = np.zeros(values.shape, dtype=bool)
+    exclude[tuple(obs[5])] = True
+    base = cross_fitted_prior(small, "regression", exclude)
+    probe = tuple(obs[40])
+    bumped = values.copy()
+    bumped[probe] += 0.3
+    moved = cross_fitted_prior(small.assign(soil_moisture=(small.soil_moisture.dims, bumped)), "regression", exclude)  # fmt: skip
+    assert moved[probe] == pytest.approx(base[probe], abs=1e-12)
+    assert not np.allclose(moved, base)  # the entry does inform the other folds
+    bumped = values.copy()
+    bumped[tuple(obs[5])] += 0.3
+    same = cross_fitted_prior(small.assign(soil_moisture=(small.soil_moisture.dims, bumped)), "regression", exclude)  # fmt: skip
+    np.testing.assert_array_equal(same, base)
+
+
+def test_cell_context_by_hand():
+    v = np.full((4, 1, 3), np.nan)
+    v[:, 0, 0] = [0.1, 0.3, np.nan, 0.2]
+    v[1, 0, 1] = 0.5
+    coarse = np.full(v.shape, 0.2)
+    ctx = cell_context(v, coarse)
+    np.testing.assert_allclose(ctx[0, 0], [0.2, 0.1, 0.0], atol=1e-12)
+    pooled = np.nanstd(v)
+    np.testing.assert_allclose(ctx[0, 1], [0.5, pooled, 0.3], atol=1e-12)
+    np.testing.assert_allclose(ctx[0, 2, 0], np.nanmean(v))  # never observed: the overall mean
+
+
+def _capture_training(monkeypatch):
+    """Replace the training loop by one that records what it is given."""
+    seen = {}
+
+    def fake_train(net, samples, val_mask, settings, **kwargs):
+        seen.update(y=samples.y.copy(), u=samples.u.copy(), val=val_mask.copy())
+        return [{"epoch": 1, "train_loss": 0.0, "val_mae": 0.0, "elapsed_s": 0.0}], False
+
+    monkeypatch.setattr(model_module, "train_network", fake_train)
+    return seen
+
+
+@pytest.mark.parametrize("mask_kind", ["time_slice", "point"])
+def test_validation_entries_reach_no_input_statistic_or_prior(small, monkeypatch, mask_kind):
+    """Two fits that differ only in the values of the validation entries give the network the
+    same inputs (covariates, derived inputs, prior, cell context) and the same normalisation."""
+    seen = _capture_training(monkeypatch)
+    settings = {"profile": "tiny", "prior": "regression", "mask_kind": mask_kind, "seed": 1}
+    first = STTransformerImputer(**settings).fit(small)
+    a = dict(seen)
+    val = a["val"][:, : small.sizes["y"], : small.sizes["x"]]
+    assert val.any()
+    changed = small.copy(deep=True)
+    changed["soil_moisture"].values[val] += 0.25
+    second = STTransformerImputer(**settings).fit(changed)
+    np.testing.assert_array_equal(a["val"], seen["val"])
+    np.testing.assert_array_equal(a["u"], seen["u"])
+    outside = ~a["val"]
+    np.testing.assert_array_equal(a["y"][outside], seen["y"][outside])
+    assert first.normalizer_ == second.normalizer_
+    assert first.normalizer_.extra == ["prior", "cell_mean", "cell_sd", "cell_coarse_offset"]
+
+
+def test_held_out_entries_reach_no_imputation_input(small):
+    """Entries hidden by the benchmark are absent from the Dataset: whatever their value, the
+    imputation is the same (the prior and the context are refitted on what is given)."""
+    hidden = masks.holdout_mask(small, "time_slice", 0.2, seed=0)
+    model = STTransformerImputer(profile="tiny", prior="regression", epochs=1, seed=0)
+    model.fit(masks.apply_holdout(small, hidden))
+    a = model.impute(masks.apply_holdout(small, hidden)).values
+    other = small.copy(deep=True)
+    other["soil_moisture"].values[hidden] = 0.45
+    b = model.impute(masks.apply_holdout(other, hidden)).values
+    np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_records_its_inputs_and_refuses_data_without_them(small, tmp_path):
+    model = STTransformerImputer(profile="tiny", prior="regression", epochs=1, seed=0).fit(small)
+    path = model.save(tmp_path / "ckpt")
+    meta = json.loads((path / "config.json").read_text())
+    assert meta["imputer"]["prior"] == "regression" and meta["imputer"]["derived_inputs"]
+    assert meta["network"]["residual"] is True
+    assert meta["normalizer"]["extra"][0] == "prior"
+    assert (path / "prior.skops").is_file()
+    again = STTransformerImputer.load(path)
+    np.testing.assert_allclose(again.impute(small).values, model.impute(small).values, atol=1e-6)
+    with pytest.raises(IncompatibleDataError, match="prcp"):
+        again.impute(small.drop_vars("prcp"))
+    (path / "prior.skops").unlink()
+    with pytest.raises(ValueError, match=r"prior\.skops"):
+        STTransformerImputer.load(path)
+
+
+def test_a_saved_prior_with_an_unexpected_type_is_refused(tmp_path):
+    """skops would rebuild any class it is told to trust; the loader trusts a fixed list."""
+    import skops.io as sio
+
+    from stimpute_core.models.st_transformer.prior import load_reference
+
+    path = tmp_path / "prior.skops"
+    sio.dump({"payload": STTransformerConfig()}, path)
+    with pytest.raises(ValueError, match="STTransformerConfig"):
+        load_reference(path)
+
+
+def test_the_boosting_prior_serves_another_grid(small):
+    """The default prior is pointwise: a model fitted on one box imputes a part of it."""
+    model = STTransformerImputer(profile="tiny", epochs=1, seed=0).fit(small)
+    part = small.isel(y=slice(2, 9), x=slice(1, 12))
+    out = model.impute(part)
+    assert out.shape == part.soil_moisture.shape and np.isfinite(out.values).all()
+
+
+def test_without_covariates_no_covariate_input_is_left(small):
+    model = make_imputer("st-transformer-nocov", profile="tiny", epochs=1).fit(small)
+    norm = model.normalizer_
+    assert norm.dynamic == [] and norm.static == [] and norm.land_cover_classes == []
+    assert "prior" not in norm.extra and model.net_.cfg.residual is False
+    paper = make_imputer("st-transformer-paper", profile="tiny", epochs=1).fit(small)
+    assert paper.normalizer_.extra == [] and not any(
+        n.startswith("derived_") for n in paper.normalizer_.dynamic
+    )
+
+
+def test_prior_must_name_a_reference(small):
+    with pytest.raises(ValueError, match="prior"):
+        STTransformerImputer(prior="st-transformer")
+    with pytest.raises(ValueError, match="prior_folds"):
+        STTransformerImputer(prior_folds=1)
+    with pytest.raises(ValueError, match="expected one of the references"):
+        STTransformerImputer(profile="tiny", prior="nonsense", epochs=1).fit(small)
