@@ -137,6 +137,8 @@ def run_benchmark(
                     if TRUTH in periods[period]:
                         truth = periods[period][TRUTH].values
                         row["mae_truth"] = metrics.mae(pred, truth, hidden[period])
+                    if period == "validation" and getattr(imputer, "history_", None):
+                        row["history"] = imputer.history_  # the learning curve of a network
                     rows.append(row)
                 if on_result is not None:
                     on_result(pd.DataFrame(rows))

@@ -36,7 +36,6 @@ class GradientBoostingImputer(_CellMeanImputer):
     name: ClassVar[str] = "boosting"
     model_: Any = None
     columns_: list[str] | None = None
-    land_cover_codes_: list[int] | None = None
 
     def __init__(
         self,
@@ -52,14 +51,14 @@ class GradientBoostingImputer(_CellMeanImputer):
         self.learning_rate = float(learning_rate)
         self.seed = int(seed)
 
-    def _columns(self, ds: xr.Dataset) -> list[str]:
+    def _columns(self, ds: xr.Dataset, derived: dict[str, np.ndarray]) -> list[str]:
         dynamic, static = covariate_names(ds)
-        derived = [f"derived:{k}" for k in derived_features(ds.isel(time=slice(0, 2)))]
-        return dynamic + derived + static + ([LAND_COVER] if LAND_COVER in ds.data_vars else [])
+        names = [f"derived:{k}" for k in derived]
+        return dynamic + names + static + ([LAND_COVER] if LAND_COVER in ds.data_vars else [])
 
-    def _blocks(self, ds: xr.Dataset):
+    def _blocks(self, ds: xr.Dataset, derived: dict[str, np.ndarray] | None = None):
         """``(t0, (days, y, x, D) features)`` in blocks of days; derived inputs are computed over
-        the whole period first (rain memory must not restart at a block)."""
+        the whole period first (rain memory must not restart at a block), or given."""
         assert self.columns_ is not None
         missing = [
             c for c in self.columns_ if not c.startswith("derived:") and c not in ds.data_vars
@@ -69,7 +68,7 @@ class GradientBoostingImputer(_CellMeanImputer):
                 f"boosting needs the covariate(s) {', '.join(missing)}, which the Dataset lacks "
                 "(as at fit)"
             )
-        derived = derived_features(ds)
+        derived = derived_features(ds) if derived is None else derived
         lost = [c for c in self.columns_ if c.startswith("derived:") and c[8:] not in derived]
         if lost:
             raise ValueError(f"boosting was fitted with derived inputs {lost} this Dataset lacks")
@@ -93,11 +92,12 @@ class GradientBoostingImputer(_CellMeanImputer):
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         values = self._fit_cell_mean(ds)
-        self.columns_ = self._columns(ds)
+        derived = derived_features(ds)
+        self.columns_ = self._columns(ds, derived)
         if not [c for c in self.columns_ if c not in (LAND_COVER,)]:
             raise ValueError("boosting needs covariates; the Dataset has none")
         rows, target = [], []
-        for t0, feats in self._blocks(ds):
+        for t0, feats in self._blocks(ds, derived):
             y = values[t0 : t0 + feats.shape[0]]
             obs = np.isfinite(y)
             rows.append(feats[obs])
@@ -115,20 +115,35 @@ class GradientBoostingImputer(_CellMeanImputer):
         self.model_.fit(x, np.concatenate(target))
         return self
 
-    def predict_cube(self, ds: xr.Dataset, *, check_grid: bool = True) -> np.ndarray:
+    def predict_cube(
+        self,
+        ds: xr.Dataset,
+        *,
+        check_grid: bool = True,
+        days: np.ndarray | None = None,
+        derived: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """The trees' estimate for every (day, cell) of ``ds``, observed entries included.
 
         The trees use each cell's own covariates only, so with ``check_grid=False`` they serve
-        any grid (the ST-Transformer's prior does; ``impute`` keeps the fitted grid).
+        any grid (the ST-Transformer's prior does; ``impute`` keeps the fitted grid). With
+        ``days`` (a boolean per day), only those days are predicted and the others are NaN;
+        ``derived`` passes :func:`~stimpute_core.features.derived_features` of ``ds`` when
+        already computed.
         """
         self._check_fitted("model_", "columns_")
         shape = (ds.sizes["time"], ds.sizes["y"], ds.sizes["x"])
         if check_grid:
             shape = self._prepare(ds).shape
-        out = np.empty(shape)
-        for t0, feats in self._blocks(ds):
-            pred = self.model_.predict(feats.reshape(-1, feats.shape[-1]))
-            out[t0 : t0 + feats.shape[0]] = pred.reshape(feats.shape[:3])
+        wanted = np.ones(shape[0], bool) if days is None else np.asarray(days, bool)
+        out = np.full(shape, np.nan)
+        for t0, feats in self._blocks(ds, derived):
+            pick = wanted[t0 : t0 + feats.shape[0]]
+            if pick.any():
+                rows = feats[pick].reshape(-1, feats.shape[-1])
+                out[t0 : t0 + feats.shape[0]][pick] = self.model_.predict(rows).reshape(
+                    -1, *shape[1:]
+                )
         return out
 
     def impute(self, ds: xr.Dataset) -> xr.DataArray:

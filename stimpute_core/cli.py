@@ -195,6 +195,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         temporal=not args.no_temporal,
         use_covariates=not args.no_covariates,
         mask_kind=args.mask.replace("-", "_"),
+        derived_inputs=not args.no_derived,
+        cell_context=not args.no_context,
+        prior=None if args.prior == "none" else args.prior,
+        day_pool=not args.no_day_pool,
         epochs=args.epochs,
         max_minutes=args.max_minutes,
         seed=args.seed,
@@ -390,6 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--spatial", choices=("swin", "full", "none"), default="swin")
     train.add_argument("--no-temporal", action="store_true", help="ablation: no temporal attention")
     train.add_argument("--no-covariates", action="store_true", help="ablation: no covariates")
+    train.add_argument(
+        "--prior", default="boosting",
+        help="reference whose estimate the network corrects (boosting, regression, coarse, ...; "
+        "'none' for the paper's model)",
+    )  # fmt: skip
+    train.add_argument("--no-derived", action="store_true", help="ablation: no derived inputs")
+    train.add_argument("--no-context", action="store_true", help="ablation: no cell context")
+    train.add_argument("--no-day-pool", action="store_true", help="ablation: no day pooling")
     train.add_argument(
         "--mask", choices=("time-slice", "point"), default="time-slice",
         help="self-supervised masking: whole days (default) or random entries",

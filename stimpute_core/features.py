@@ -15,7 +15,8 @@ references) the memory directly:
 
 Every field is computed from the covariates of the Dataset it is given, never from
 ``soil_moisture`` or the truth, so no held-out entry can reach a model through it. A feature
-that needs a missing covariate (no ``prcp``, no ``sm_36km``) is left out.
+that needs a missing covariate (no ``prcp``, no ``sm_36km``) is left out; a window where
+``sm_36km`` exists but has no value gets NaN (missing) for its two fields.
 """
 
 from __future__ import annotations
@@ -90,11 +91,14 @@ def derived_features(ds: xr.Dataset) -> dict[str, np.ndarray]:
     angle = 2 * np.pi * (doy - 1) / 365.25
     out["doy_sin"] = np.broadcast_to(np.sin(angle)[:, None, None], shape)
     out["doy_cos"] = np.broadcast_to(np.cos(angle)[:, None, None], shape)
-    if COARSE in ds.data_vars and np.isfinite(ds[COARSE].values).any():
-        filled = fill_in_time(np.broadcast_to(ds[COARSE].values, shape))
-        out["sm_36km_filled"] = filled
-        running = ndimage.uniform_filter1d(filled, size=31, axis=0, mode="nearest")
-        out["sm_36km_anomaly"] = filled - running
+    if COARSE in ds.data_vars:
+        coarse = np.broadcast_to(ds[COARSE].values, shape)
+        if np.isfinite(coarse).any():
+            filled = fill_in_time(coarse)
+            running = ndimage.uniform_filter1d(filled, size=31, axis=0, mode="nearest")
+            out["sm_36km_filled"], out["sm_36km_anomaly"] = filled, filled - running
+        else:  # a window without any coarse value (SMAP's safe mode): missing, not invented
+            out["sm_36km_filled"] = out["sm_36km_anomaly"] = np.full(shape, np.nan)
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
 

@@ -105,6 +105,31 @@ def score(pred: ArrayLike, truth: ArrayLike, mask: ArrayLike | None = None) -> d
     }
 
 
+def roughness(
+    field: ArrayLike,
+    prcp: ArrayLike | None = None,
+    *,
+    pairs: ArrayLike | None = None,
+    rain_mm: float = 1.0,
+) -> float:
+    """Mean absolute day-to-day change of a (time, y, x) field on days without rain.
+
+    Soil moisture jumps up when it rains and dries down smoothly otherwise; an imputation that
+    jitters from day to day on dry days does not look like soil moisture. A pair of days
+    ``(t - 1, t)`` of a cell counts when ``prcp`` on day ``t`` is below ``rain_mm`` (every pair
+    without ``prcp``) and, with ``pairs`` (a (time, y, x) mask of day ``t``), where it is set:
+    for example where both days were gap-filled. NaN with no pair to count.
+    """
+    f = _cube(field).astype(np.float64)
+    change = np.abs(np.diff(f, axis=0))
+    keep = np.isfinite(change)
+    if prcp is not None:
+        keep &= np.nan_to_num(_cube(prcp)[1:], nan=0.0) < rain_mm
+    if pairs is not None:
+        keep &= _cube(pairs).astype(bool)[1:]
+    return float(change[keep].mean()) if keep.any() else float("nan")
+
+
 def _cube(a: Any) -> np.ndarray:
     """A (time, y, x) float array; DataArrays with those dims are put in that order first."""
     if isinstance(a, xr.DataArray) and set(a.dims) == {"time", "y", "x"}:

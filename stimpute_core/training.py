@@ -190,6 +190,8 @@ def train_network(
     t_start = time.perf_counter()
     cancelled = False
     global_step = 0
+    # For learning curves: samples and observed (information-carrying) cell-days trained on.
+    samples_seen = observed_seen = 0
 
     def schedule_done() -> float:
         """Share of the schedule done: of the steps, or of the time budget when it ends first,
@@ -222,6 +224,16 @@ def train_network(
         to = lambda a, dt=torch.float32: torch.as_tensor(np.stack(a), dtype=dt, device=device)  # noqa: E731
         return to(ys), to(us), to(vis, torch.bool), to(hid, torch.bool)
 
+    # The starting weights compete too: a network that corrects a prior starts at the prior,
+    # and training that only adds noise must not replace it.
+    if val_ids:
+        best = evaluate(net, val_ids, batch, 2 * bs, device, use_amp, amp_dtype) * y_std
+        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        history.append(
+            {"epoch": 0, "train_loss": None, "val_mae": best, "elapsed_s": 0.0,
+             "samples_seen": 0, "observed_seen": 0}
+        )  # fmt: skip
+
     for epoch in range(1, settings.epochs + 1):
         net.train()
         order = rng.permutation(train_ids)
@@ -237,6 +249,8 @@ def train_network(
             y, u, visible, hidden = batch(ids, training=True)
             if not hidden.any():
                 continue
+            samples_seen += len(ids)
+            observed_seen += int((visible | hidden).sum())
             for group in opt.param_groups:
                 group["lr"] = _cosine_lr(schedule_done(), settings.lr, settings.lr_min)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -278,6 +292,8 @@ def train_network(
                 "train_loss": float(np.mean(losses)) if losses else None,
                 "val_mae": val_mae,
                 "elapsed_s": time.perf_counter() - t_start,
+                "samples_seen": samples_seen,
+                "observed_seen": observed_seen,
             }
         )
         emit(

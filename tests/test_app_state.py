@@ -637,7 +637,7 @@ def test_a_reference_the_data_cannot_serve_is_left_out_with_a_warning(scenario):
     assert not notes(wb, "error")
 
 
-def test_covariate_references_are_offered_and_coarse_is_compared_by_default(scenario):
+def test_covariate_references_are_offered_and_the_strongest_compared_by_default(scenario):
     wb = Workbench(scenario, label=LABEL)
-    assert {"coarse", "regression", "mice", "forest"} <= set(wb.param.compare.objects)
-    assert "coarse" in wb.compare
+    assert {"coarse", "regression", "mice", "forest", "boosting"} <= set(wb.param.compare.objects)
+    assert "coarse" in wb.compare and "boosting" in wb.compare

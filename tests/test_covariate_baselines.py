@@ -212,3 +212,16 @@ def test_registered_by_name():
 def test_constructor_validation(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def test_boosting_keeps_the_coarse_features_when_the_first_days_lack_them():
+    """The columns come from the whole fitting period, not from its first days."""
+    cov = weather() | {"sm_36km": 0.2 + 0.01 * weather(5)["tmax"] / 25}
+    cov["sm_36km"][:5] = np.nan
+    truth = 0.1 + 0.004 * cov["tmax"]
+    ds = make_ds(np.where(observed_mask(), truth, np.nan), **cov)
+    model = GradientBoostingImputer(max_iter=10).fit(ds)
+    assert "derived:sm_36km_filled" in model.columns_
+    # A window with no coarse value at all is predicted with those fields missing.
+    window = ds.isel(time=slice(0, 5))
+    assert np.isfinite(model.impute(window).values).all()

@@ -76,3 +76,10 @@ def test_missing_covariates_leave_their_features_out():
     ds = with_derived_features(cube())
     assert ds["derived_api_0.7"].dims == ("time", "y", "x")
     assert ds["derived_api_0.7"].attrs["derived"] == "yes"
+
+
+def test_a_window_without_coarse_values_keeps_the_fields_as_missing():
+    ds = cube()
+    ds["sm_36km"][:] = np.nan
+    f = derived_features(ds)
+    assert np.isnan(f["sm_36km_filled"]).all() and np.isnan(f["sm_36km_anomaly"]).all()

@@ -329,3 +329,17 @@ def test_station_table_accepts_arrays_and_satellite():
     assert table.set_index("station").loc["B", "n_sat"] == 0
     with pytest.raises(ValueError, match="shape"):
         station_table(ds, imp.values[:, :2])
+
+
+def test_roughness_counts_dry_day_changes_only():
+    from stimpute_core.metrics import roughness
+
+    field = np.array([0.30, 0.28, 0.40, 0.37, 0.36])[:, None, None] * np.ones((5, 2, 2))
+    rain = np.zeros((5, 2, 2))
+    rain[2] = 20.0  # the jump to 0.40 is a wetting: not counted
+    assert roughness(field, rain) == pytest.approx((0.02 + 0.03 + 0.01) / 3)
+    assert roughness(field) == pytest.approx((0.02 + 0.12 + 0.03 + 0.01) / 4)
+    pairs = np.zeros((5, 2, 2), bool)
+    pairs[4] = True
+    assert roughness(field, rain, pairs=pairs) == pytest.approx(0.01)
+    assert np.isnan(roughness(field, np.full((5, 2, 2), 5.0)))

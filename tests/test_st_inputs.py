@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from stimpute_core.models.st_transformer import model as model_module
 from stimpute_core.models.st_transformer.core import STTransformer, STTransformerConfig
 from stimpute_core.models.st_transformer.data import IncompatibleDataError
 from stimpute_core.models.st_transformer.model import STTransformerImputer
-from stimpute_core.models.st_transformer.prior import cell_context, cross_fitted_prior
+from stimpute_core.models.st_transformer.prior import CrossFittedPrior, cell_context, fold_of
 
 
 @pytest.fixture(scope="module")
@@ -34,24 +35,36 @@ def test_a_residual_network_starts_at_the_prior(readout):
     assert torch.count_nonzero(pred) == 0 and all(torch.count_nonzero(a) == 0 for a in aux)
 
 
-def test_cross_fitted_prior_never_knows_the_entry_it_estimates(small):
-    """Changing one observed value leaves that entry's own estimate unchanged; changing an
+def test_cross_fitted_prior_never_knows_the_day_it_estimates(small):
+    """Changing one observed value leaves the estimates of its day unchanged; changing an
     excluded (validation) value changes no estimate at all."""
     values = small.soil_moisture.values
     obs = np.argwhere(np.isfinite(values))
     exclude = np.zeros(values.shape, dtype=bool)
     exclude[tuple(obs[5])] = True
-    base = cross_fitted_prior(small, "regression", exclude)
+
+    def prior(v):
+        ds = small.copy(deep=True)
+        ds["soil_moisture"].values[:] = v
+        return CrossFittedPrior.fit(ds, "regression", exclude).estimate(ds)
+
+    base = prior(values)
     probe = tuple(obs[40])
     bumped = values.copy()
     bumped[probe] += 0.3
-    moved = cross_fitted_prior(small.assign(soil_moisture=(small.soil_moisture.dims, bumped)), "regression", exclude)  # fmt: skip
-    assert moved[probe] == pytest.approx(base[probe], abs=1e-12)
-    assert not np.allclose(moved, base)  # the entry does inform the other folds
+    moved = prior(bumped)
+    np.testing.assert_allclose(moved[probe[0]], base[probe[0]], atol=1e-12)  # its whole day
+    assert not np.allclose(moved, base)  # the value does inform the other groups' days
     bumped = values.copy()
     bumped[tuple(obs[5])] += 0.3
-    same = cross_fitted_prior(small.assign(soil_moisture=(small.soil_moisture.dims, bumped)), "regression", exclude)  # fmt: skip
-    np.testing.assert_array_equal(same, base)
+    np.testing.assert_array_equal(prior(bumped), base)
+
+
+def test_day_groups_follow_the_date():
+    times = pd.date_range("2019-01-01", periods=400)
+    groups = fold_of(times, 3)
+    np.testing.assert_array_equal(fold_of(times[100:], 3), groups[100:])  # any Dataset
+    assert set(np.bincount(groups)) and min(np.bincount(groups)) > 100
 
 
 def test_cell_context_by_hand():
@@ -133,12 +146,10 @@ def test_a_saved_prior_with_an_unexpected_type_is_refused(tmp_path):
     """skops would rebuild any class it is told to trust; the loader trusts a fixed list."""
     import skops.io as sio
 
-    from stimpute_core.models.st_transformer.prior import load_reference
-
     path = tmp_path / "prior.skops"
-    sio.dump({"payload": STTransformerConfig()}, path)
+    sio.dump([STTransformerConfig(), STTransformerConfig()], path)
     with pytest.raises(ValueError, match="STTransformerConfig"):
-        load_reference(path)
+        CrossFittedPrior.load(path)
 
 
 def test_the_boosting_prior_serves_another_grid(small):

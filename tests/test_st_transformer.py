@@ -64,9 +64,10 @@ def test_no_temporal_and_no_covariates_variants():
     assert pred.shape == (2, 24, 144)
 
 
-def test_hidden_values_never_reach_the_network():
+@pytest.mark.parametrize("day_pool", [False, True])
+def test_hidden_values_never_reach_the_network(day_pool):
     """Changing a value that is not visible leaves every output unchanged."""
-    cfg = STTransformerConfig(n_covariates=2, hidden=16, n_layers=1, window=24)
+    cfg = STTransformerConfig(n_covariates=2, hidden=16, n_layers=1, window=24, day_pool=day_pool)
     net = STTransformer(cfg).eval()
     y, visible, u = _inputs(cfg)
     with torch.no_grad():
@@ -148,7 +149,12 @@ def test_window_starts_cover_every_day():
 def test_stitching_averages_overlaps_on_odd_grids(small):
     """A network predicting its window's start day shows exactly how windows are averaged."""
     model = STTransformerImputer(
-        profile="tiny", impute_stride=24, prior=None, derived_inputs=False, cell_context=False
+        profile="tiny",
+        impute_stride=24,
+        prior=None,
+        derived_inputs=False,
+        cell_context=False,
+        day_pool=False,
     )
     norm = Normalizer.fit(small)
     cfg = STTransformerConfig(n_covariates=norm.n_covariates, hidden=8, n_layers=1)

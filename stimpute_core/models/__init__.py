@@ -27,7 +27,13 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
     "st-transformer-noprior": {"prior": None},
     "st-transformer-noderived": {"derived_inputs": False},
     "st-transformer-nocontext": {"cell_context": False},
-    "st-transformer-paper": {"prior": None, "derived_inputs": False, "cell_context": False},
+    "st-transformer-nodaypool": {"day_pool": False},
+    "st-transformer-paper": {
+        "prior": None,
+        "derived_inputs": False,
+        "cell_context": False,
+        "day_pool": False,
+    },
 }
 ST_OPTIONS = ("profile", "mask_kind", "seed", "epochs", "max_minutes", "device", "impute_stride")
 #: Peers from PyPOTS (optional extra ``peers``), cells as features.

@@ -40,6 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 SPATIAL_KINDS = ("swin", "full", "none")
+#: Neighbourhood widths (cells) of the day pooling; 0 is the whole patch.
+POOL_SIGMAS = (2.0, 6.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class STTransformerConfig:
     #: The output is a correction to a prior estimate: the readout starts at zero, so an
     #: untrained network returns the prior unchanged.
     residual: bool = False
+    #: Each token also gets the day's visible values pooled around it: Gaussian-weighted means
+    #: over neighbourhoods of 2 and 6 cells and the whole patch, with the weight each had
+    #: (the evidence of the day in one step: windowed attention sees 4 x 4 cells). Computed
+    #: from visible tokens only; the pooled means also reach the readout directly.
+    day_pool: bool = False
 
     def __post_init__(self) -> None:
         if self.spatial not in SPATIAL_KINDS:
@@ -276,6 +283,15 @@ class InputEncoder(nn.Module):
             self.register_buffer("cell_pos", pos, persistent=False)
             self.space = mlp(2, c, c)
         self.spatial_embedding = cfg.spatial_embedding
+        self.day = mlp(2 * len(POOL_SIGMAS), c, c) if cfg.day_pool else None
+        if cfg.day_pool:
+            rr, cc = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+            xy = torch.stack([rr.flatten(), cc.flatten()], dim=-1).float()
+            d2 = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+            kernels = [
+                torch.exp(-d2 / (2 * s**2)) if s else torch.ones_like(d2) for s in POOL_SIGMAS
+            ]
+            self.register_buffer("pool_kernels", torch.stack(kernels), persistent=False)
 
     def forward(
         self, y: torch.Tensor, visible: torch.Tensor, u: torch.Tensor | None
@@ -283,7 +299,18 @@ class InputEncoder(nn.Module):
         """y, visible: (B, T, N); u: (B, T, N, D) or None. Returns (B, T, N, C)."""
         t = y.shape[1]
         m = visible.unsqueeze(-1).to(y.dtype)
-        h = self.value(torch.where(visible, y, 0.0).unsqueeze(-1)) * m + self.mask_token * (1 - m)
+        seen = torch.where(visible, y, 0.0)
+        h = self.value(seen.unsqueeze(-1)) * m + self.mask_token * (1 - m)
+        self.pooled = None
+        if self.day is not None:
+            vis = m.squeeze(-1)  # (B, T, N)
+            # (K, N, N) kernels: weighted sums of visible values and of visibility per token.
+            total = torch.einsum("knm,btm->btnk", self.pool_kernels, seen)
+            weight = torch.einsum("knm,btm->btnk", self.pool_kernels, vis)
+            mean = total / weight.clamp(min=1e-3)
+            share = weight / self.pool_kernels.sum(-1).T  # (B, T, N, K) / (N, K)
+            self.pooled = mean * (weight > 1e-3)
+            h = h + self.day(torch.cat([self.pooled, share], dim=-1))
         if self.covariates is not None and u is not None:
             h = h + self.covariates(u)
         h = h + self.pe[:t, None, :]
@@ -303,8 +330,9 @@ class STTransformer(nn.Module):
         self.encoder = InputEncoder(cfg)
         self.layers = nn.ModuleList(STLayer(cfg) for _ in range(cfg.n_layers))
         c = cfg.hidden
+        pooled = len(POOL_SIGMAS) if cfg.day_pool else 0
         if cfg.readout == "concat":
-            self.readout = mlp(c * cfg.n_layers, c, 1)
+            self.readout = mlp(c * cfg.n_layers + pooled, c, 1)
             heads = [self.readout]
         else:
             self.readouts = nn.ModuleList(mlp(c, c, 1) for _ in range(cfg.n_layers))
@@ -324,6 +352,8 @@ class STTransformer(nn.Module):
             h = layer(h)
             outs.append(h)
         if self.cfg.readout == "concat":
+            if self.encoder.pooled is not None:
+                outs.append(self.encoder.pooled)
             return self.readout(torch.cat(outs, dim=-1)).squeeze(-1), []
         preds = [ro(o).squeeze(-1) for ro, o in zip(self.readouts, outs, strict=True)]
         return preds[-1], preds[:-1]

@@ -33,15 +33,7 @@ from .data import (
     take,
     window_starts,
 )
-from .prior import (
-    CONTEXT_NAMES,
-    cell_context,
-    cross_fitted_prior,
-    estimate,
-    fit_reference,
-    load_reference,
-    save_reference,
-)
+from .prior import CONTEXT_NAMES, CrossFittedPrior, cell_context
 
 #: Sizes and schedules. ``paper``: the paper's network and 200 epochs, meant for a GPU.
 #: ``quick``: a smaller network and a time budget sized for a 2-core CPU. ``tiny``: seconds, for
@@ -104,8 +96,11 @@ class STTransformerImputer(Imputer):
       anomaly (:mod:`stimpute_core.features`), as time-varying covariates;
     - ``cell_context``: each cell's observed mean, spread and offset from the coarse product;
     - ``prior``: a reference (``"boosting"``, ``"regression"``, ``"coarse"``, ...) whose
-      estimate the network corrects, cross-fitted over ``prior_folds`` folds in ``fit``
-      (:mod:`.prior`). When imputing it is refitted on the Dataset given.
+      estimate the network corrects, cross-fitted by date over ``prior_folds`` groups of days
+      (:mod:`.prior`), so that no day is estimated by a reference that saw it;
+    - ``day_pool``: each token also gets the day's visible values pooled around it (2- and
+      6-cell neighbourhoods and the whole patch), what windowed attention (4 x 4 cells) cannot
+      gather in one step.
 
     ``use_covariates=False`` drops every covariate-based input (covariates, derived inputs, the
     prior and the coarse offset of the cell context).
@@ -126,7 +121,8 @@ class STTransformerImputer(Imputer):
         derived_inputs: bool = True,
         cell_context: bool = True,
         prior: str | None = "boosting",
-        prior_folds: int = 3,
+        prior_folds: int = 10,
+        day_pool: bool = True,
         epochs: int | None = None,
         max_minutes: float | None = None,
         impute_stride: int | None = None,
@@ -151,6 +147,7 @@ class STTransformerImputer(Imputer):
         self.prior_folds = positive_int("prior_folds", prior_folds)
         if self.prior_folds < 2:
             raise ValueError(f"prior_folds must be at least 2, got {prior_folds!r}")
+        self.day_pool = bool(day_pool)
         self.epochs = epochs
         self.max_minutes = max_minutes
         self.impute_stride = impute_stride
@@ -161,7 +158,7 @@ class STTransformerImputer(Imputer):
         self.history_: list[dict] = []
         self.cancelled_ = False
         self.training_: dict = {}
-        self.prior_model_: Imputer | None = None
+        self.prior_model_: CrossFittedPrior | None = None
 
     def _configs(self, n_covariates: int) -> tuple[STTransformerConfig, TrainingSettings]:
         prof = PROFILES[self.profile]
@@ -173,6 +170,7 @@ class STTransformerImputer(Imputer):
             norm=self.norm,
             spatial_embedding=self.spatial_embedding,
             residual=self._prior() is not None,
+            day_pool=self.day_pool,
             **prof["net"],
         )
         train = dict(prof["train"])
@@ -200,22 +198,20 @@ class STTransformerImputer(Imputer):
         """The imputer's own input channels from the observations of ``known``, and the prior
         (the offset the target is encoded against), or None.
 
-        In ``fit`` (``exclude``: the validation entries, already blanked in ``known``) the prior
-        is cross-fitted and the reference fitted on all of ``known`` is kept as
-        ``prior_model_``; afterwards ``prior_model_`` gives the estimate.
+        In ``fit`` (``exclude``: the validation entries, already blanked in ``known``) the
+        cross-fitted prior is fitted and kept as ``prior_model_``; it gives the estimate.
         """
         extra: dict[str, np.ndarray] = {}
         offset = None
         name = self._prior()
         if name is not None:
             if exclude is not None:
-                offset = cross_fitted_prior(
+                self.prior_model_ = CrossFittedPrior.fit(
                     known, name, exclude, folds=self.prior_folds, seed=self.seed
                 )
-                self.prior_model_ = fit_reference(known, name, seed=self.seed)
-            else:
-                self._check_fitted("prior_model_")
-                offset = estimate(self.prior_model_, known)
+            self._check_fitted("prior_model_")
+            assert self.prior_model_ is not None
+            offset = self.prior_model_.estimate(known)
             extra["prior"] = offset
         if self.cell_context:
             coarse = None
@@ -368,7 +364,7 @@ class STTransformerImputer(Imputer):
                 meta["command"] = command
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
             if self.prior_model_ is not None:
-                save_reference(self.prior_model_, tmp / PRIOR_FILE)
+                self.prior_model_.save(tmp / PRIOR_FILE)
             if path.exists():
                 old = path.with_name(f".{path.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
@@ -401,7 +397,12 @@ class STTransformerImputer(Imputer):
         if device is not None:
             params["device"] = device
         # Checkpoints from before the added inputs were trained with the paper's inputs only.
-        for key, paper in (("derived_inputs", False), ("cell_context", False), ("prior", None)):
+        for key, paper in (
+            ("derived_inputs", False),
+            ("cell_context", False),
+            ("prior", None),
+            ("day_pool", False),
+        ):
             params.setdefault(key, paper)
         model = cls(**params)
         net = STTransformer(net_cfg)
@@ -415,7 +416,7 @@ class STTransformerImputer(Imputer):
                     f"{path}: the checkpoint was trained with prior={model.prior!r} but holds "
                     f"no {PRIOR_FILE}"
                 )
-            model.prior_model_ = load_reference(path / PRIOR_FILE)
+            model.prior_model_ = CrossFittedPrior.load(path / PRIOR_FILE)
         model.net_ = net.eval()
         model.normalizer_ = norm
         model.history_ = meta.get("history", [])
