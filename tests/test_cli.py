@@ -121,7 +121,17 @@ def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
     ran = []
     real = cli.installed_models
     monkeypatch.setattr(cli, "installed_models", lambda: ran.extend(real()) or real())
-    slow = ["mice", "forest", "dineof", "mf", "kalman", "regression", "climatology", "idw"]
+    slow = [
+        "mice",
+        "forest",
+        "boosting",
+        "dineof",
+        "mf",
+        "kalman",
+        "regression",
+        "climatology",
+        "idw",
+    ]
     code = main(
         [
             "benchmark", "--data", str(demo_file), "--models", "all", "--seeds", "1",

@@ -442,7 +442,7 @@ class Workbench(param.Parameterized):
         """Load an offered checkpoint; it is checked against the data when it imputes."""
         label = label or self.checkpoint or f"{SHIPPED}{DEFAULT_PRETRAINED}"
         model = STTransformerImputer.load(checkpoint_path(label))
-        model.normalizer_.check(self.selection())  # refuse other covariates, units or spacing
+        model.check(self.selection())  # refuse other covariates, units or spacing
         self._set_model(model, label)
         self.checkpoint = label
         self._queue_impute()

@@ -307,6 +307,13 @@ class STTransformerImputer(Imputer):
         out = (total / np.maximum(count, 1))[:t, :h, :wd] * self.normalizer_.y_std
         return out + (self.normalizer_.y_mean if offset is None else offset)
 
+    def check(self, ds: xr.Dataset) -> None:
+        """Raise :class:`IncompatibleDataError` if ``ds`` lacks what the model was trained with
+        (covariates, units, grid spacing), before any work is done on it."""
+        self._check_fitted("net_", "normalizer_")
+        assert self.normalizer_ is not None
+        self.normalizer_.check(self._with_inputs(ds))
+
     def _encode(self, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Encoded target and inputs of ``ds`` for the fitted network, and the prior (or None)."""
         assert self.normalizer_ is not None
