@@ -60,11 +60,73 @@ def test_cross_fitted_prior_never_knows_the_day_it_estimates(small):
     np.testing.assert_array_equal(prior(bumped), base)
 
 
+def test_entry_grouped_prior_knows_the_rest_of_the_day_but_never_the_entry(small):
+    """Grouped by entry (point gaps), an observed value informs other entries but never its own
+    estimate; an excluded value informs nothing."""
+    values = small.soil_moisture.values
+    obs = np.argwhere(np.isfinite(values))
+    exclude = np.zeros(values.shape, dtype=bool)
+    exclude[tuple(obs[5])] = True
+
+    def prior(v):
+        ds = small.copy(deep=True)
+        ds["soil_moisture"].values[:] = v
+        return CrossFittedPrior.fit(ds, "regression", exclude, by="entry").estimate(ds)
+
+    base = prior(values)
+    probe = tuple(obs[40])
+    bumped = values.copy()
+    bumped[probe] += 0.3
+    moved = prior(bumped)
+    assert moved[probe] == pytest.approx(base[probe], abs=1e-12)
+    assert not np.allclose(moved, base)  # it informs the other groups' entries
+    bumped = values.copy()
+    bumped[tuple(obs[5])] += 0.3
+    np.testing.assert_array_equal(prior(bumped), base)
+
+
+@pytest.mark.parametrize("by", ["day", "entry"])
+def test_what_the_fit_never_saw_gets_the_full_reference(small, by, tmp_path):
+    """Days without a usable observation (held out whole, or another period) are estimated by
+    the reference fitted on everything; a saved prior gives the same estimates."""
+    fit_part = small.isel(time=slice(0, 250))
+    later = small.isel(time=slice(250, None))
+    exclude = np.zeros(fit_part.soil_moisture.shape, dtype=bool)
+    exclude[10:20] = True  # ten days held out whole
+    prior = CrossFittedPrior.fit(fit_part, "boosting", exclude, by=by)
+    full = prior.full.predict_cube(later, check_grid=False)
+    np.testing.assert_allclose(prior.estimate(later), full)
+    inside = prior.estimate(fit_part)
+    np.testing.assert_allclose(inside[10:20], prior.full.predict_cube(fit_part)[10:20])
+    assert not np.allclose(inside[30:40], prior.full.predict_cube(fit_part)[30:40])
+    prior.save(tmp_path / "prior.skops")
+    again = CrossFittedPrior.load(tmp_path / "prior.skops")
+    assert again.by == by
+    np.testing.assert_array_equal(again.estimate(small), prior.estimate(small))
+
+
+def test_a_prior_saved_before_the_full_reference_keeps_its_day_groups(small, tmp_path):
+    import skops.io as sio
+
+    prior = CrossFittedPrior.fit(small, "regression", np.zeros(small.soil_moisture.shape, bool))
+    sio.dump(list(prior.models), tmp_path / "old.skops")
+    old = CrossFittedPrior.load(tmp_path / "old.skops")
+    assert old.full is None and old.scheme == "multiplicative"
+    group = fold_of(pd.DatetimeIndex(small.time.values), 3, "multiplicative")
+    expect = np.empty(small.soil_moisture.shape)
+    for k, model in enumerate(prior.models):
+        expect[group == k] = model.impute(small.assign(soil_moisture=small.soil_moisture.where(False))).values[group == k]  # fmt: skip
+    np.testing.assert_allclose(old.estimate(small), expect)
+
+
 def test_day_groups_follow_the_date():
     times = pd.date_range("2019-01-01", periods=400)
     groups = fold_of(times, 3)
     np.testing.assert_array_equal(fold_of(times[100:], 3), groups[100:])  # any Dataset
     assert set(np.bincount(groups)) and min(np.bincount(groups)) > 100
+    ten = fold_of(times, 10)
+    for lag in (1, 6, 12):  # revisits fall in unrelated groups
+        assert (ten[lag:] == ten[:-lag]).mean() < 0.16
 
 
 def test_cell_context_by_hand():

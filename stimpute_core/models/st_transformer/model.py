@@ -97,7 +97,8 @@ class STTransformerImputer(Imputer):
     - ``cell_context``: each cell's observed mean, spread and offset from the coarse product;
     - ``prior``: a reference (``"boosting"``, ``"regression"``, ``"coarse"``, ...) whose
       estimate the network corrects, cross-fitted by date over ``prior_folds`` groups of days
-      (:mod:`.prior`), so that no day is estimated by a reference that saw it;
+      (:mod:`.prior`), so that no day is estimated by a reference that saw it (with
+      ``mask_kind="point"``: no entry, the rest of its day known, as for a point gap);
     - ``day_pool``: each token also gets the day's visible values pooled around it (2- and
       6-cell neighbourhoods and the whole patch), what windowed attention (4 x 4 cells) cannot
       gather in one step.
@@ -206,8 +207,9 @@ class STTransformerImputer(Imputer):
         name = self._prior()
         if name is not None:
             if exclude is not None:
+                by = "entry" if self.mask_kind == "point" else "day"
                 self.prior_model_ = CrossFittedPrior.fit(
-                    known, name, exclude, folds=self.prior_folds, seed=self.seed
+                    known, name, exclude, folds=self.prior_folds, seed=self.seed, by=by
                 )
             self._check_fitted("prior_model_")
             assert self.prior_model_ is not None

@@ -12,8 +12,9 @@ or the network learns to trust a prior that has seen the answer; and the prior m
 kind of estimate when the model imputes as when it learns. So the prior is *cross-fitted by
 date*: every calendar day belongs to one of ``folds`` groups (a fixed hash of the date), and
 ``folds`` references are fitted, each without the days of its group (and never with the
-validation entries). A day is always estimated by the reference of its group, which never saw
-it: in training, on the training period itself, and on any later period. The fitted references
+validation entries), and one more on all of them. A day that gave the fit observations is
+estimated by the reference of its group, which never saw it; a day that gave none (a validation
+day held out whole, a later period) by the full reference, which never saw it either. The fitted references
 are kept; checkpoints store them with skops, and loading accepts only the types of
 :data:`TRUSTED_TYPES` (nothing is unpickled).
 
@@ -84,7 +85,8 @@ def fit_reference(ds: xr.Dataset, name: str, *, seed: int = 0) -> Imputer:
 def _estimate(
     model: Imputer, ds: xr.Dataset, days: np.ndarray, derived: dict | None = None
 ) -> np.ndarray:
-    """A fitted reference's estimate for the entries of ``ds`` on ``days`` (NaN elsewhere).
+    """A fitted reference's estimate for the entries of ``ds`` on ``days`` (a boolean per day
+    or per entry; NaN elsewhere).
 
     Gradient boosting predicts from each cell's own covariates and so serves any grid; a
     per-cell reference refuses a grid other than the one it was fitted on.
@@ -97,35 +99,103 @@ def _estimate(
     return out
 
 
-def fold_of(times: pd.DatetimeIndex, folds: int) -> np.ndarray:
-    """The group of each calendar day: a fixed multiplicative hash of the date, so one day
-    falls in the same group in every Dataset."""
-    day = np.asarray((times.normalize() - pd.Timestamp("1970-01-01")).days, dtype=np.uint64)
-    mixed = (day * np.uint64(2654435761)) % np.uint64(2**32)
-    return ((mixed >> np.uint64(7)) % np.uint64(folds)).astype(np.int64)
+def _day_number(times: pd.DatetimeIndex) -> np.ndarray:
+    return np.asarray((times.normalize() - pd.Timestamp("1970-01-01")).days, dtype=np.int64)
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = z.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def fold_of(times: pd.DatetimeIndex, folds: int, scheme: str = "splitmix64") -> np.ndarray:
+    """The group of each calendar day: a fixed hash of the date, so one day falls in the same
+    group in every Dataset.
+
+    ``splitmix64`` (the default) mixes every bit of the day number, so neighbouring days and
+    days 6 or 12 apart (the satellite's revisits) fall in unrelated groups. ``multiplicative``
+    is the hash of checkpoints written before it; its groups recur quasi-periodically in time.
+    """
+    day = _day_number(times).astype(np.uint64)
+    if scheme == "multiplicative":
+        mixed = (day * np.uint64(2654435761)) % np.uint64(2**32)
+        return ((mixed >> np.uint64(7)) % np.uint64(folds)).astype(np.int64)
+    if scheme != "splitmix64":
+        raise ValueError(f"day-group scheme {scheme!r}: expected 'splitmix64' or 'multiplicative'")
+    return (_splitmix64(day) % np.uint64(folds)).astype(np.int64)
+
+
+def entry_keys(ds: xr.Dataset, by: str) -> np.ndarray:
+    """A 64-bit key per day (``by="day"``, shape (time,)) or per entry (``"entry"``: day and
+    cell coordinates, (time, y, x)); the same day or entry has the same key in every Dataset."""
+    day = _day_number(pd.DatetimeIndex(ds["time"].values)).astype(np.uint64)
+    if by == "day":
+        return _splitmix64(day)
+    if by != "entry":
+        raise ValueError(f"prior groups by {by!r}: expected 'day' or 'entry'")
+    y = np.round(np.asarray(ds["y"].values, dtype=np.float64)).astype(np.int64).astype(np.uint64)
+    x = np.round(np.asarray(ds["x"].values, dtype=np.float64)).astype(np.int64).astype(np.uint64)
+    h = _splitmix64(day)[:, None, None] ^ y[None, :, None]
+    return _splitmix64(_splitmix64(h) ^ x[None, None, :])
 
 
 class CrossFittedPrior:
-    """``folds`` references, each fitted without the days of its group (see the module text)."""
+    """``folds`` references, each fitted without the days (or entries) of its group, and one
+    ``full`` reference fitted on all (see the module text).
 
-    def __init__(self, models: list[Imputer]):
+    ``by="day"`` (whole-day hold-outs) groups calendar days; ``by="entry"`` (point hold-outs)
+    groups single cell-days, so a reference that estimates an entry knows the rest of its day,
+    as the full reference does for a gap. A day (or entry) that gave the fit an observation
+    (``seen``, its key) is estimated by the reference of its group, which never saw it; any
+    other by the full reference, which never saw it either and knows a tenth more.
+    """
+
+    def __init__(
+        self,
+        models: list[Imputer],
+        full: Imputer | None = None,
+        seen: np.ndarray | None = None,
+        scheme: str = "splitmix64",
+        by: str = "day",
+    ):
         if len(models) < 2:
             raise ValueError(f"a cross-fitted prior needs at least 2 references, got {len(models)}")
+        if (full is None) != (seen is None):
+            raise ValueError("a full reference needs the keys of what it was fitted on, and back")
+        if by not in ("day", "entry") or (by == "entry" and scheme != "splitmix64"):
+            raise ValueError(f"prior groups by {by!r} with hash {scheme!r}: not a known layout")
         self.models = models
+        self.full = full
+        self.seen = None if seen is None else np.unique(np.asarray(seen, dtype=np.uint64))
+        self.scheme = scheme
+        self.by = by
 
     @classmethod
     def fit(
-        cls, ds: xr.Dataset, name: str, exclude: np.ndarray, *, folds: int = 3, seed: int = 0
+        cls,
+        ds: xr.Dataset,
+        name: str,
+        exclude: np.ndarray,
+        *,
+        folds: int = 3,
+        seed: int = 0,
+        by: str = "day",
     ) -> CrossFittedPrior:
         """Fit on the observations of ``ds``, the ``exclude`` entries blanked for every fit."""
         if folds < 2:
             raise ValueError(f"prior folds must be at least 2, got {folds}")
         values = ds[TARGET].values
         usable = np.isfinite(values) & ~np.asarray(exclude, dtype=bool)
-        group = fold_of(pd.DatetimeIndex(ds["time"].values), folds)
+        keys = entry_keys(ds, by)
+        group = (keys % np.uint64(folds)).astype(np.int64)
+        if by == "day":
+            group = np.broadcast_to(group[:, None, None], values.shape)
         models = []
         for k in range(folds):
-            keep = usable & (group != k)[:, None, None]
+            keep = usable & (group != k)
             if not keep.any():
                 raise ValueError(
                     f"too few observations to cross-fit the prior: group {k + 1} of {folds} "
@@ -134,29 +204,54 @@ class CrossFittedPrior:
             models.append(
                 fit_reference(ds.assign({TARGET: ds[TARGET].where(keep)}), name, seed=seed)
             )
-        return cls(models)
+        full = fit_reference(ds.assign({TARGET: ds[TARGET].where(usable)}), name, seed=seed)
+        seen = keys[usable.any(axis=(1, 2))] if by == "day" else keys[usable]
+        return cls(models, full, seen, by=by)
 
     def estimate(self, ds: xr.Dataset) -> np.ndarray:
-        """Every entry of ``ds`` estimated by the reference that never saw its day."""
+        """Every entry of ``ds`` estimated by a reference that never saw it (nor its day, when
+        grouped by day)."""
         ds = _without_derived(ds)
-        group = fold_of(pd.DatetimeIndex(ds["time"].values), len(self.models))
-        out = np.empty(ds[TARGET].shape, dtype=np.float64)
+        shape = ds[TARGET].shape
+        folds = len(self.models)
+        if self.scheme == "multiplicative":
+            group = fold_of(pd.DatetimeIndex(ds["time"].values), folds, self.scheme)
+            keys = None
+        else:
+            keys = entry_keys(ds, self.by)
+            group = (keys % np.uint64(folds)).astype(np.int64)
+        if self.full is not None and keys is not None:
+            group = np.where(np.isin(keys, self.seen), group, -1)
+        if group.ndim == 1:
+            group = np.broadcast_to(group[:, None, None], shape)
+        out = np.empty(shape, dtype=np.float64)
         boosted = any(isinstance(m, GradientBoostingImputer) for m in self.models)
         derived = derived_features(ds) if boosted else None  # once for all the references
-        for k, model in enumerate(self.models):
-            days = group == k
-            if days.any():
-                out[days] = _estimate(model, ds, days, derived)[days]
+        for k, model in [(-1, self.full), *enumerate(self.models)]:
+            where = group == k
+            if model is not None and where.any():
+                out[where] = _estimate(model, ds, where, derived)[where]
         return out
 
     def save(self, path: Path) -> None:
         """Write the references with skops (no pickle), deflate-compressed."""
-        sio.dump(list(self.models), path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+        state = {
+            "scheme": self.scheme,
+            "folds": list(self.models),
+            "full": self.full,
+            "seen": self.seen,
+            "by": self.by,
+        }
+        sio.dump(state, path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
 
     @classmethod
     def load(cls, path: Path) -> CrossFittedPrior:
         """Read references written by :meth:`save`, refusing any type outside
-        :data:`TRUSTED_TYPES` (beyond skops's own defaults: numpy, builtins, scikit-learn)."""
+        :data:`TRUSTED_TYPES` (beyond skops's own defaults: numpy, builtins, scikit-learn).
+
+        A file holding a bare list is a prior written before the full reference: its days keep
+        the multiplicative hash they were grouped by.
+        """
         untrusted = sio.get_untrusted_types(file=path)
         unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
         if unexpected:
@@ -164,10 +259,20 @@ class CrossFittedPrior:
                 f"{path}: the saved prior holds types this package does not load: "
                 f"{', '.join(unexpected)}"
             )
-        models = sio.load(path, trusted=untrusted)
-        if not isinstance(models, list) or not all(isinstance(m, Imputer) for m in models):
-            raise ValueError(f"{path}: expected a list of fitted references")
-        return cls(models)
+        state = sio.load(path, trusted=untrusted)
+        if isinstance(state, list):
+            state = {"scheme": "multiplicative", "folds": state, "full": None, "seen": None}
+        models = state.get("folds") if isinstance(state, dict) else None
+        full = state.get("full") if isinstance(state, dict) else None
+        if (
+            not isinstance(models, list)
+            or not all(isinstance(m, Imputer) for m in models)
+            or not (full is None or isinstance(full, Imputer))
+        ):
+            raise ValueError(f"{path}: expected fitted references")
+        return cls(
+            models, full, state.get("seen"), str(state.get("scheme")), str(state.get("by", "day"))
+        )
 
 
 def cell_context(values: np.ndarray, coarse: np.ndarray | None) -> np.ndarray:
