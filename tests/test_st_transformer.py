@@ -245,6 +245,21 @@ def test_attention_maps_sum_to_one(small, trained):
         trained.attention(small, 0, 0, "2030-01-01")
 
 
+def test_attention_encodes_a_selection_once_and_follows_its_content(small, trained, monkeypatch):
+    calls = []
+    encode = trained._encode
+    monkeypatch.setattr(trained, "_encoded", None)  # forget what earlier tests encoded
+    monkeypatch.setattr(trained, "_encode", lambda ds: calls.append(1) or encode(ds))
+    first = trained.attention(small, 5, 7, "2019-06-15")
+    trained.attention(small.copy(deep=True), 2, 3, "2019-07-01")  # same data, new object
+    assert len(calls) == 1
+    changed = small.copy(deep=True)
+    changed["soil_moisture"].values[np.isfinite(changed["soil_moisture"].values)] += 0.05
+    again = trained.attention(changed, 5, 7, "2019-06-15")
+    assert len(calls) == 2
+    assert not np.allclose(again["layers"][0]["temporal"], first["layers"][0]["temporal"])
+
+
 def test_attention_weights_are_probabilities():
     cfg = STTransformerConfig(n_covariates=0, hidden=8, n_layers=1, spatial="full", window=24)
     net = STTransformer(cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -75,6 +76,16 @@ def pretrained_path(name: str = DEFAULT_PRETRAINED) -> Path:
             f"no shipped checkpoint {name!r}; shipped: {', '.join(known) or 'none'}"
         )
     return path
+
+
+def _fingerprint(ds: xr.Dataset) -> str:
+    """A digest of every coordinate and variable of ``ds`` (its content, not its identity)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(map(str, ds.variables)):
+        values = np.ascontiguousarray(ds[name].values)
+        digest.update(f"{name}{values.dtype}{values.shape}".encode())
+        digest.update(values.tobytes() if values.dtype != object else repr(values).encode())
+    return digest.hexdigest()
 
 
 class STTransformerImputer(Imputer):
@@ -266,6 +277,7 @@ class STTransformerImputer(Imputer):
         self.history_ = history
         self.cancelled_ = cancelled
         self.training_ = settings.to_dict()
+        self._encoded = None  # inputs encoded for the previous fit's prior
         return self
 
     def _device(self) -> torch.device:
@@ -325,6 +337,17 @@ class STTransformerImputer(Imputer):
         assert self.net_ is not None
         y, u = encode(ds, self.normalizer_, self.net_.cfg.patch, extra, offset)
         return y, u, offset
+
+    def _encode_cached(self, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`_encode` of ``ds``, kept for the next call on the same data: the attention
+        view asks for one cell and day after another of one selection, and encoding (the
+        prior's trees over the whole selection) costs seconds each time."""
+        key = _fingerprint(ds)
+        cached = getattr(self, "_encoded", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._encode(ds))
+            self._encoded = cached
+        return cached[1]
 
     def impute(self, ds: xr.Dataset) -> xr.DataArray:
         """Complete field: observed values kept, the rest from overlapping windows averaged."""
@@ -456,7 +479,7 @@ class STTransformerImputer(Imputer):
         h, w = ds[TARGET].shape[1:]
         if not (0 <= iy < h and 0 <= ix < w):
             raise ValueError(f"cell ({iy}, {ix}) is outside the {h} x {w} grid")
-        y, u, _ = self._encode(ds)
+        y, u, _ = self._encode_cached(ds)
         t0 = int(np.clip(ti - cfg.window // 2, 0, max(0, len(times) - cfg.window)))
         r0, c0 = iy // cfg.patch * cfg.patch, ix // cfg.patch * cfg.patch
         ys = take(y, t0, r0, c0, cfg.window, cfg.patch)[None]
