@@ -17,7 +17,12 @@ from stimpute_core.models.st_transformer import model as model_module
 from stimpute_core.models.st_transformer.core import STTransformer, STTransformerConfig
 from stimpute_core.models.st_transformer.data import IncompatibleDataError
 from stimpute_core.models.st_transformer.model import STTransformerImputer
-from stimpute_core.models.st_transformer.prior import CrossFittedPrior, cell_context, fold_of
+from stimpute_core.models.st_transformer.prior import (
+    CrossFittedPrior,
+    cell_context,
+    fold_of,
+    smoothed_departures,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +65,9 @@ def test_cross_fitted_prior_never_knows_the_day_it_estimates(small):
     np.testing.assert_array_equal(prior(bumped), base)
 
 
-def test_entry_grouped_prior_knows_the_rest_of_the_day_but_never_the_entry(small):
-    """Grouped by entry (point gaps), an observed value informs other entries but never its own
-    estimate; an excluded value informs nothing."""
+def test_a_smoothed_prior_knows_the_rest_of_the_day_but_never_the_entry(small):
+    """With the same-day smoother, an observed value moves the prior of its day's other
+    entries but never its own; an excluded value moves nothing."""
     values = small.soil_moisture.values
     obs = np.argwhere(np.isfinite(values))
     exclude = np.zeros(values.shape, dtype=bool)
@@ -71,7 +76,9 @@ def test_entry_grouped_prior_knows_the_rest_of_the_day_but_never_the_entry(small
     def prior(v):
         ds = small.copy(deep=True)
         ds["soil_moisture"].values[:] = v
-        return CrossFittedPrior.fit(ds, "regression", exclude, by="entry").estimate(ds)
+        fitted = CrossFittedPrior.fit(ds, "regression", exclude, smooth=True)
+        assert fitted.smooth is not None
+        return fitted.estimate(ds.assign(soil_moisture=ds.soil_moisture.where(~exclude)))
 
     base = prior(values)
     probe = tuple(obs[40])
@@ -79,21 +86,46 @@ def test_entry_grouped_prior_knows_the_rest_of_the_day_but_never_the_entry(small
     bumped[probe] += 0.3
     moved = prior(bumped)
     assert moved[probe] == pytest.approx(base[probe], abs=1e-12)
-    assert not np.allclose(moved, base)  # it informs the other groups' entries
+    same_day = np.isfinite(values[probe[0]])
+    same_day[probe[1:]] = False
+    assert not np.allclose(moved[probe[0]][same_day], base[probe[0]][same_day])
     bumped = values.copy()
     bumped[tuple(obs[5])] += 0.3
     np.testing.assert_array_equal(prior(bumped), base)
 
 
-@pytest.mark.parametrize("by", ["day", "entry"])
-def test_what_the_fit_never_saw_gets_the_full_reference(small, by, tmp_path):
+def test_smoothed_departures_leave_each_entry_out():
+    rng = np.random.default_rng(0)
+    dep = np.where(rng.random((3, 9, 11)) < 0.4, rng.normal(size=(3, 9, 11)), np.nan)
+    dep[2] = np.nan  # a day without observations adds nothing
+    got = smoothed_departures(dep, 2.0, 0.1)
+    seen = np.isfinite(dep)
+    # By hand: the same weights from the filter of a delta, the entry itself removed.
+    from scipy import ndimage
+
+    for t, r, c in [(0, 4, 5), (1, 0, 0), (0, 8, 10)]:
+        num = den = 0.0
+        for rr, cc in zip(*np.nonzero(seen[t]), strict=True):
+            if (rr, cc) == (r, c):
+                continue
+            delta = np.zeros((1, 9, 11))
+            delta[0, rr, cc] = 1.0
+            w = ndimage.gaussian_filter(delta, (0, 2.0, 2.0), mode="constant", truncate=3.0)[
+                0, r, c
+            ]
+            num, den = num + w * dep[t, rr, cc], den + w
+        assert got[t, r, c] == pytest.approx(num / (den + 0.1), rel=1e-9, abs=1e-12)
+    np.testing.assert_array_equal(got[2], 0.0)
+
+
+def test_what_the_fit_never_saw_gets_the_full_reference(small, tmp_path):
     """Days without a usable observation (held out whole, or another period) are estimated by
     the reference fitted on everything; a saved prior gives the same estimates."""
     fit_part = small.isel(time=slice(0, 250))
     later = small.isel(time=slice(250, None))
     exclude = np.zeros(fit_part.soil_moisture.shape, dtype=bool)
     exclude[10:20] = True  # ten days held out whole
-    prior = CrossFittedPrior.fit(fit_part, "boosting", exclude, by=by)
+    prior = CrossFittedPrior.fit(fit_part, "boosting", exclude)
     full = prior.full.predict_cube(later, check_grid=False)
     np.testing.assert_allclose(prior.estimate(later), full)
     inside = prior.estimate(fit_part)
@@ -101,8 +133,10 @@ def test_what_the_fit_never_saw_gets_the_full_reference(small, by, tmp_path):
     assert not np.allclose(inside[30:40], prior.full.predict_cube(fit_part)[30:40])
     prior.save(tmp_path / "prior.skops")
     again = CrossFittedPrior.load(tmp_path / "prior.skops")
-    assert again.by == by
     np.testing.assert_array_equal(again.estimate(small), prior.estimate(small))
+    prior.smooth = (4.0, 0.2)
+    prior.save(tmp_path / "smooth.skops")
+    assert CrossFittedPrior.load(tmp_path / "smooth.skops").smooth == (4.0, 0.2)
 
 
 def test_a_prior_saved_before_the_full_reference_keeps_its_day_groups(small, tmp_path):

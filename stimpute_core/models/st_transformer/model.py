@@ -108,8 +108,9 @@ class STTransformerImputer(Imputer):
     - ``cell_context``: each cell's observed mean, spread and offset from the coarse product;
     - ``prior``: a reference (``"boosting"``, ``"regression"``, ``"coarse"``, ...) whose
       estimate the network corrects, cross-fitted by date over ``prior_folds`` groups of days
-      (:mod:`.prior`), so that no day is estimated by a reference that saw it (with
-      ``mask_kind="point"``: no entry, the rest of its day known, as for a point gap);
+      (:mod:`.prior`), so that no day is estimated by a reference that saw it;
+      ``prior_smooth`` adds the day's other observed departures from it, smoothed in space
+      (the entry itself left out); ``None`` (default): with ``mask_kind="point"`` only;
     - ``day_pool``: each token also gets the day's visible values pooled around it (2- and
       6-cell neighbourhoods and the whole patch), what windowed attention (4 x 4 cells) cannot
       gather in one step.
@@ -134,6 +135,7 @@ class STTransformerImputer(Imputer):
         cell_context: bool = True,
         prior: str | None = "boosting",
         prior_folds: int = 10,
+        prior_smooth: bool | None = None,
         day_pool: bool = True,
         epochs: int | None = None,
         max_minutes: float | None = None,
@@ -157,6 +159,9 @@ class STTransformerImputer(Imputer):
             raise ValueError(f"prior={prior!r}: expected the name of a reference or None")
         self.prior = prior
         self.prior_folds = positive_int("prior_folds", prior_folds)
+        if prior_smooth not in (None, True, False):
+            raise ValueError(f"prior_smooth={prior_smooth!r}: expected True, False or None")
+        self.prior_smooth = prior_smooth
         if self.prior_folds < 2:
             raise ValueError(f"prior_folds must be at least 2, got {prior_folds!r}")
         self.day_pool = bool(day_pool)
@@ -195,6 +200,11 @@ class STTransformerImputer(Imputer):
         )
         return net, settings
 
+    def _prior_smooth(self) -> bool:
+        if self.prior_smooth is None:
+            return self.mask_kind == "point"
+        return bool(self.prior_smooth)
+
     def _prior(self) -> str | None:
         return self.prior if self.use_covariates else None
 
@@ -218,9 +228,13 @@ class STTransformerImputer(Imputer):
         name = self._prior()
         if name is not None:
             if exclude is not None:
-                by = "entry" if self.mask_kind == "point" else "day"
                 self.prior_model_ = CrossFittedPrior.fit(
-                    known, name, exclude, folds=self.prior_folds, seed=self.seed, by=by
+                    known,
+                    name,
+                    exclude,
+                    folds=self.prior_folds,
+                    seed=self.seed,
+                    smooth=self._prior_smooth(),
                 )
             self._check_fitted("prior_model_")
             assert self.prior_model_ is not None

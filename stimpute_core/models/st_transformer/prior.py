@@ -14,7 +14,14 @@ date*: every calendar day belongs to one of ``folds`` groups (a fixed hash of th
 ``folds`` references are fitted, each without the days of its group (and never with the
 validation entries), and one more on all of them. A day that gave the fit observations is
 estimated by the reference of its group, which never saw it; a day that gave none (a validation
-day held out whole, a later period) by the full reference, which never saw it either. The fitted references
+day held out whole, a later period) by the full reference, which never saw it either.
+
+For point gaps the rest of the day is seen, and the day's own observations say how the day
+departs from the references (the trees know the covariates, not the day's weather anomaly).
+So with ``smooth`` the prior adds the day's observed departures smoothed around each entry
+with that entry's own value left out (regression kriging's second stage, a Gaussian kernel
+chosen in ``fit`` by leave-one-out error): an entry's prior still never knows the entry.
+It is off for whole-day gaps, where the day of a target has nothing else to show. The fitted references
 are kept; checkpoints store them with skops, and loading accepts only the types of
 :data:`TRUSTED_TYPES` (nothing is unpickled).
 
@@ -33,6 +40,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 import xarray as xr
+from scipy import ndimage
 
 from ...boosting import GradientBoostingImputer
 from ...data.contract import TARGET
@@ -85,8 +93,7 @@ def fit_reference(ds: xr.Dataset, name: str, *, seed: int = 0) -> Imputer:
 def _estimate(
     model: Imputer, ds: xr.Dataset, days: np.ndarray, derived: dict | None = None
 ) -> np.ndarray:
-    """A fitted reference's estimate for the entries of ``ds`` on ``days`` (a boolean per day
-    or per entry; NaN elsewhere).
+    """A fitted reference's estimate for the entries of ``ds`` on ``days`` (NaN elsewhere).
 
     Gradient boosting predicts from each cell's own covariates and so serves any grid; a
     per-cell reference refuses a grid other than the one it was fitted on.
@@ -128,29 +135,48 @@ def fold_of(times: pd.DatetimeIndex, folds: int, scheme: str = "splitmix64") -> 
     return (_splitmix64(day) % np.uint64(folds)).astype(np.int64)
 
 
-def entry_keys(ds: xr.Dataset, by: str) -> np.ndarray:
-    """A 64-bit key per day (``by="day"``, shape (time,)) or per entry (``"entry"``: day and
-    cell coordinates, (time, y, x)); the same day or entry has the same key in every Dataset."""
-    day = _day_number(pd.DatetimeIndex(ds["time"].values)).astype(np.uint64)
-    if by == "day":
-        return _splitmix64(day)
-    if by != "entry":
-        raise ValueError(f"prior groups by {by!r}: expected 'day' or 'entry'")
-    y = np.round(np.asarray(ds["y"].values, dtype=np.float64)).astype(np.int64).astype(np.uint64)
-    x = np.round(np.asarray(ds["x"].values, dtype=np.float64)).astype(np.int64).astype(np.uint64)
-    h = _splitmix64(day)[:, None, None] ^ y[None, :, None]
-    return _splitmix64(_splitmix64(h) ^ x[None, None, :])
+#: Candidate (Gaussian width in cells, shrinkage) of the same-day smoother; ``fit`` keeps the
+#: one with the lowest leave-one-out error on the observations it is given.
+SMOOTHERS = tuple(
+    (sigma, shrink)
+    for sigma in (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)
+    for shrink in (0.005, 0.02, 0.1, 0.5)
+)
+
+
+def smoothed_departures(departures: np.ndarray, sigma: float, shrink: float) -> np.ndarray:
+    """(time, y, x): each day's observed ``departures`` (NaN where none) averaged around every
+    entry with Gaussian weights of width ``sigma`` cells, **each entry's own value left out**,
+    and shrunk towards zero (``shrink``: the weight of a zero prior, in units of a fully
+    observed neighbourhood). A day with no observation gets zero."""
+    seen = np.isfinite(departures)
+    d = np.where(seen, departures, 0.0)
+    spec = {"sigma": (0, sigma, sigma), "mode": "constant", "truncate": 3.0}
+    num = ndimage.gaussian_filter(d, **spec)
+    den = ndimage.gaussian_filter(seen.astype(np.float64), **spec)
+    delta = np.zeros((1, 7, 7))
+    delta[0, 3, 3] = 1.0
+    own = float(ndimage.gaussian_filter(delta, **spec)[0, 3, 3])  # an entry's weight on itself
+    num = num - own * d
+    den = np.maximum(den - own * seen, 0.0)
+    return num / (den + shrink)
+
+
+def _day_keys(ds: xr.Dataset) -> np.ndarray:
+    return _splitmix64(_day_number(pd.DatetimeIndex(ds["time"].values)))
 
 
 class CrossFittedPrior:
-    """``folds`` references, each fitted without the days (or entries) of its group, and one
-    ``full`` reference fitted on all (see the module text).
+    """``folds`` references, each fitted without the days of its group, one ``full`` reference
+    fitted on all days, and optionally a same-day smoother of the departures (see the module
+    text).
 
-    ``by="day"`` (whole-day hold-outs) groups calendar days; ``by="entry"`` (point hold-outs)
-    groups single cell-days, so a reference that estimates an entry knows the rest of its day,
-    as the full reference does for a gap. A day (or entry) that gave the fit an observation
-    (``seen``, its key) is estimated by the reference of its group, which never saw it; any
-    other by the full reference, which never saw it either and knows a tenth more.
+    A day that gave the fit an observation (``seen``, its key) is estimated by the reference of
+    its group, which never saw it; any other day by the full reference, which never saw it
+    either and knows a tenth more. With ``smooth`` (width, shrinkage), the day's observed
+    departures from that estimate, smoothed around each entry without the entry itself
+    (:func:`smoothed_departures`), are added: for point gaps, where the rest of the day is
+    seen, what regression kriging adds to a regression.
     """
 
     def __init__(
@@ -159,19 +185,17 @@ class CrossFittedPrior:
         full: Imputer | None = None,
         seen: np.ndarray | None = None,
         scheme: str = "splitmix64",
-        by: str = "day",
+        smooth: tuple[float, float] | None = None,
     ):
         if len(models) < 2:
             raise ValueError(f"a cross-fitted prior needs at least 2 references, got {len(models)}")
         if (full is None) != (seen is None):
-            raise ValueError("a full reference needs the keys of what it was fitted on, and back")
-        if by not in ("day", "entry") or (by == "entry" and scheme != "splitmix64"):
-            raise ValueError(f"prior groups by {by!r} with hash {scheme!r}: not a known layout")
+            raise ValueError("a full reference needs the keys of the days it was fitted on")
         self.models = models
         self.full = full
         self.seen = None if seen is None else np.unique(np.asarray(seen, dtype=np.uint64))
         self.scheme = scheme
-        self.by = by
+        self.smooth = None if smooth is None else (float(smooth[0]), float(smooth[1]))
 
     @classmethod
     def fit(
@@ -182,20 +206,19 @@ class CrossFittedPrior:
         *,
         folds: int = 3,
         seed: int = 0,
-        by: str = "day",
+        smooth: bool = False,
     ) -> CrossFittedPrior:
-        """Fit on the observations of ``ds``, the ``exclude`` entries blanked for every fit."""
+        """Fit on the observations of ``ds``, the ``exclude`` entries blanked for every fit;
+        with ``smooth``, pick the smoother of :data:`SMOOTHERS` by leave-one-out error."""
         if folds < 2:
             raise ValueError(f"prior folds must be at least 2, got {folds}")
         values = ds[TARGET].values
         usable = np.isfinite(values) & ~np.asarray(exclude, dtype=bool)
-        keys = entry_keys(ds, by)
+        keys = _day_keys(ds)
         group = (keys % np.uint64(folds)).astype(np.int64)
-        if by == "day":
-            group = np.broadcast_to(group[:, None, None], values.shape)
         models = []
         for k in range(folds):
-            keep = usable & (group != k)
+            keep = usable & (group != k)[:, None, None]
             if not keep.any():
                 raise ValueError(
                     f"too few observations to cross-fit the prior: group {k + 1} of {folds} "
@@ -205,32 +228,43 @@ class CrossFittedPrior:
                 fit_reference(ds.assign({TARGET: ds[TARGET].where(keep)}), name, seed=seed)
             )
         full = fit_reference(ds.assign({TARGET: ds[TARGET].where(usable)}), name, seed=seed)
-        seen = keys[usable.any(axis=(1, 2))] if by == "day" else keys[usable]
-        return cls(models, full, seen, by=by)
+        prior = cls(models, full, keys[usable.any(axis=(1, 2))])
+        if smooth:
+            given = ds.assign({TARGET: ds[TARGET].where(usable)})
+            base = prior.estimate(given)
+            obs = np.where(usable, values, np.nan)
+            dep = obs - base
+            errors = {
+                option: float(np.abs(dep - smoothed_departures(dep, *option))[usable].mean())
+                for option in SMOOTHERS
+            }
+            prior.smooth = min(errors, key=errors.get)
+        return prior
 
     def estimate(self, ds: xr.Dataset) -> np.ndarray:
-        """Every entry of ``ds`` estimated by a reference that never saw it (nor its day, when
-        grouped by day)."""
+        """Every entry of ``ds`` estimated by references that never saw its day, plus (with
+        ``smooth``) the smoothed departures of the other observed entries of its day."""
         ds = _without_derived(ds)
         shape = ds[TARGET].shape
         folds = len(self.models)
+        times = pd.DatetimeIndex(ds["time"].values)
         if self.scheme == "multiplicative":
-            group = fold_of(pd.DatetimeIndex(ds["time"].values), folds, self.scheme)
-            keys = None
+            group = fold_of(times, folds, self.scheme)
         else:
-            keys = entry_keys(ds, self.by)
+            keys = _day_keys(ds)
             group = (keys % np.uint64(folds)).astype(np.int64)
-        if self.full is not None and keys is not None:
-            group = np.where(np.isin(keys, self.seen), group, -1)
-        if group.ndim == 1:
-            group = np.broadcast_to(group[:, None, None], shape)
+            if self.full is not None:
+                group = np.where(np.isin(keys, self.seen), group, -1)
         out = np.empty(shape, dtype=np.float64)
         boosted = any(isinstance(m, GradientBoostingImputer) for m in self.models)
         derived = derived_features(ds) if boosted else None  # once for all the references
         for k, model in [(-1, self.full), *enumerate(self.models)]:
-            where = group == k
-            if model is not None and where.any():
-                out[where] = _estimate(model, ds, where, derived)[where]
+            days = group == k
+            if model is not None and days.any():
+                out[days] = _estimate(model, ds, days, derived)[days]
+        if self.smooth is not None:
+            dep = np.asarray(ds[TARGET].values, dtype=np.float64) - out
+            out = out + smoothed_departures(dep, *self.smooth)
         return out
 
     def save(self, path: Path) -> None:
@@ -240,7 +274,7 @@ class CrossFittedPrior:
             "folds": list(self.models),
             "full": self.full,
             "seen": self.seen,
-            "by": self.by,
+            "smooth": None if self.smooth is None else list(self.smooth),
         }
         sio.dump(state, path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
 
@@ -270,8 +304,13 @@ class CrossFittedPrior:
             or not (full is None or isinstance(full, Imputer))
         ):
             raise ValueError(f"{path}: expected fitted references")
+        smooth = state.get("smooth")
         return cls(
-            models, full, state.get("seen"), str(state.get("scheme")), str(state.get("by", "day"))
+            models,
+            full,
+            state.get("seen"),
+            str(state.get("scheme")),
+            None if smooth is None else tuple(smooth),
         )
 
 
