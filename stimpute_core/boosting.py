@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from .baselines import _CellMeanImputer
+from .baselines import _CellMeanImputer, _target_values
 from .data.contract import LAND_COVER, covariate_names
 from .features import derived_features
 from .imputation import as_output, positive_int
+from .smoothing import choose_smoother, smoothed_departures
 
 #: Days per block when building feature rows for prediction (bounds memory on long cubes).
 _BLOCK_DAYS = 256
@@ -149,3 +150,33 @@ class GradientBoostingImputer(_CellMeanImputer):
     def impute(self, ds: xr.Dataset) -> xr.DataArray:
         """Fill every missing entry from its covariates."""
         return as_output(ds, self.predict_cube(ds), self)
+
+
+class SmoothedBoostingImputer(GradientBoostingImputer):
+    """Boosting plus the day's observed departures from it smoothed in space (regression
+    kriging's two stages, :mod:`stimpute_core.smoothing`): the reference to beat where the rest
+    of a day is observed (point gaps).
+
+    ``fit`` fits the trees, then chooses the smoother's width and shrinkage (``smooth_``) by
+    leave-one-out error on the departures of the observations it was given from the trees'
+    estimate. ``impute`` smooths the departures of the observations of the Dataset it fills;
+    on a day without any, it is boosting alone.
+    """
+
+    name: ClassVar[str] = "boosting-smooth"
+    smooth_: tuple[float, float] | None = None
+
+    def fit(self, ds: xr.Dataset) -> SmoothedBoostingImputer:
+        """Grow the trees, then choose the smoother on the departures from them."""
+        super().fit(ds)
+        values = _target_values(ds, require_observed=True)
+        self.smooth_ = choose_smoother(values - self.predict_cube(ds))
+        return self
+
+    def impute(self, ds: xr.Dataset) -> xr.DataArray:
+        """Fill every missing entry: the trees' estimate plus the day's smoothed departures."""
+        self._check_fitted("smooth_")
+        assert self.smooth_ is not None
+        est = self.predict_cube(ds)
+        values = _target_values(ds, require_observed=False)
+        return as_output(ds, est + smoothed_departures(values - est, *self.smooth_), self)

@@ -355,7 +355,10 @@ class RandomForestImputer(_TabularImputer):
         return as_output(ds, self._impute_blocks(ds, fill=True), self)
 
 
-from .boosting import GradientBoostingImputer  # noqa: E402 (it builds on the shared parts above)
+from .boosting import (  # noqa: E402 (it builds on the shared parts above)
+    GradientBoostingImputer,
+    SmoothedBoostingImputer,
+)
 
 #: Covariate-aware baselines by their ``name``.
 COVARIATE_BASELINES: dict[str, type[_CellMeanImputer]] = {
@@ -366,6 +369,7 @@ COVARIATE_BASELINES: dict[str, type[_CellMeanImputer]] = {
         MICEImputer,
         RandomForestImputer,
         GradientBoostingImputer,
+        SmoothedBoostingImputer,
     )
 }
 
@@ -376,5 +380,6 @@ __all__ = [
     "GradientBoostingImputer",
     "MICEImputer",
     "RandomForestImputer",
+    "SmoothedBoostingImputer",
     "antecedent_precipitation",
 ]

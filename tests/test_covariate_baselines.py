@@ -15,6 +15,7 @@ from stimpute_core.covariate_baselines import (
     GradientBoostingImputer,
     MICEImputer,
     RandomForestImputer,
+    SmoothedBoostingImputer,
     antecedent_precipitation,
 )
 from stimpute_core.imputation import NotFittedError
@@ -153,6 +154,29 @@ def test_boosting_learns_a_nonlinear_rain_memory():
     assert mae(boosted.values, truth, ~obs) < 0.2 * mae(mean.values, truth, ~obs)
 
 
+def test_smoothed_boosting_finds_the_days_anomaly_from_its_observations():
+    """A weather anomaly of each day that no covariate shows: on days it was not fitted on,
+    boosting cannot know it, the day's other observations do; a day with no observation is
+    boosting alone."""
+    rng = np.random.default_rng(5)
+    cov = weather()
+    anomaly = rng.normal(0.0, 0.05, SHAPE[0])[:, None, None]
+    truth = 0.1 + 0.004 * cov["tmax"] + anomaly
+    obs = observed_mask(frac=0.6)
+    hidden = obs & (rng.random(SHAPE) < 0.25)
+    ds = make_ds(np.where(obs & ~hidden, truth, np.nan), **cov)
+    first, later = ds.isel(time=slice(0, 60)), ds.isel(time=slice(60, None))
+    plain = GradientBoostingImputer(seed=0).fit(first)
+    smooth = SmoothedBoostingImputer(seed=0).fit(first)
+    assert smooth.smooth_ is not None
+    out = smooth.impute(later).values
+    truth, hidden = truth[60:], hidden[60:]
+    assert mae(out, truth, hidden) < 0.5 * mae(plain.impute(later).values, truth, hidden)
+    blank = ~np.isfinite(later.soil_moisture.values).any(axis=(1, 2))
+    assert blank.any()
+    np.testing.assert_allclose(out[blank], plain.predict_cube(later)[blank])
+
+
 def test_boosting_never_reads_the_truth_and_is_repeatable():
     cov = weather()
     truth = 0.1 + 0.004 * cov["tmax"]
@@ -193,7 +217,14 @@ def test_contract_of_every_covariate_baseline(name):
 
 
 def test_registered_by_name():
-    assert set(COVARIATE_BASELINES) == {"coarse", "regression", "mice", "forest", "boosting"}
+    assert set(COVARIATE_BASELINES) == {
+        "coarse",
+        "regression",
+        "mice",
+        "forest",
+        "boosting",
+        "boosting-smooth",
+    }
     assert set(COVARIATE_BASELINES) <= set(MODEL_NAMES)
 
 

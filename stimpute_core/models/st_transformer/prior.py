@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 import xarray as xr
-from scipy import ndimage
 
 from ...boosting import GradientBoostingImputer
 from ...data.contract import TARGET
 from ...features import derived_features
 from ...imputation import Imputer
+from ...smoothing import choose_smoother, smoothed_departures
 
 #: Names of the cell-context channels, in order.
 CONTEXT_NAMES = ("cell_mean", "cell_sd", "cell_coarse_offset")
@@ -61,6 +61,7 @@ TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
     "stimpute_core.boosting.GradientBoostingImputer",
+    "stimpute_core.boosting.SmoothedBoostingImputer",
     "stimpute_core.covariate_baselines.CoarseOffsetImputer",
     "stimpute_core.covariate_baselines.CovariateRegressionImputer",
 )
@@ -135,33 +136,6 @@ def fold_of(times: pd.DatetimeIndex, folds: int, scheme: str = "splitmix64") -> 
     return (_splitmix64(day) % np.uint64(folds)).astype(np.int64)
 
 
-#: Candidate (Gaussian width in cells, shrinkage) of the same-day smoother; ``fit`` keeps the
-#: one with the lowest leave-one-out error on the observations it is given.
-SMOOTHERS = tuple(
-    (sigma, shrink)
-    for sigma in (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)
-    for shrink in (0.005, 0.02, 0.1, 0.5)
-)
-
-
-def smoothed_departures(departures: np.ndarray, sigma: float, shrink: float) -> np.ndarray:
-    """(time, y, x): each day's observed ``departures`` (NaN where none) averaged around every
-    entry with Gaussian weights of width ``sigma`` cells, **each entry's own value left out**,
-    and shrunk towards zero (``shrink``: the weight of a zero prior, in units of a fully
-    observed neighbourhood). A day with no observation gets zero."""
-    seen = np.isfinite(departures)
-    d = np.where(seen, departures, 0.0)
-    spec = {"sigma": (0, sigma, sigma), "mode": "constant", "truncate": 3.0}
-    num = ndimage.gaussian_filter(d, **spec)
-    den = ndimage.gaussian_filter(seen.astype(np.float64), **spec)
-    delta = np.zeros((1, 7, 7))
-    delta[0, 3, 3] = 1.0
-    own = float(ndimage.gaussian_filter(delta, **spec)[0, 3, 3])  # an entry's weight on itself
-    num = num - own * d
-    den = np.maximum(den - own * seen, 0.0)
-    return num / (den + shrink)
-
-
 def _day_keys(ds: xr.Dataset) -> np.ndarray:
     return _splitmix64(_day_number(pd.DatetimeIndex(ds["time"].values)))
 
@@ -209,7 +183,8 @@ class CrossFittedPrior:
         smooth: bool = False,
     ) -> CrossFittedPrior:
         """Fit on the observations of ``ds``, the ``exclude`` entries blanked for every fit;
-        with ``smooth``, pick the smoother of :data:`SMOOTHERS` by leave-one-out error."""
+        with ``smooth``, pick the smoother by leave-one-out error
+        (:func:`~stimpute_core.smoothing.choose_smoother`)."""
         if folds < 2:
             raise ValueError(f"prior folds must be at least 2, got {folds}")
         values = ds[TARGET].values
@@ -232,13 +207,7 @@ class CrossFittedPrior:
         if smooth:
             given = ds.assign({TARGET: ds[TARGET].where(usable)})
             base = prior.estimate(given)
-            obs = np.where(usable, values, np.nan)
-            dep = obs - base
-            errors = {
-                option: float(np.abs(dep - smoothed_departures(dep, *option))[usable].mean())
-                for option in SMOOTHERS
-            }
-            prior.smooth = min(errors, key=errors.get)
+            prior.smooth = choose_smoother(np.where(usable, values, np.nan) - base)
         return prior
 
     def estimate(self, ds: xr.Dataset) -> np.ndarray:
