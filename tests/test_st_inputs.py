@@ -205,6 +205,12 @@ def test_validation_entries_reach_no_input_statistic_or_prior(small, monkeypatch
     np.testing.assert_array_equal(a["y"][outside], seen["y"][outside])
     assert first.normalizer_ == second.normalizer_
     assert first.normalizer_.extra == ["prior", "cell_mean", "cell_sd", "cell_coarse_offset"]
+    # Once the weights are chosen, the full reference learns from every given observation.
+    blank = small.assign(soil_moisture=small.soil_moisture.where(False))
+    after = [m.prior_model_.full.impute(blank).values for m in (first, second)]
+    assert not np.allclose(after[0], after[1])
+    by_hand = make_imputer("regression").fit(small).impute(blank).values
+    np.testing.assert_allclose(after[0], by_hand)
 
 
 def test_held_out_entries_reach_no_imputation_input(small):

@@ -286,6 +286,10 @@ class STTransformerImputer(Imputer):
         history, cancelled = train_network(
             net, samples, val_mask, settings, y_std=norm.y_std, callbacks=callbacks, cancel=cancel
         )
+        if self.prior_model_ is not None and val_mask.any():
+            # The validation entries have chosen the weights; the reference that estimates the
+            # days no fold saw (later periods, days held out whole) may now learn from them.
+            self.prior_model_.refit_full(ds, self._prior(), seed=self.seed)
         self.net_ = net.cpu().eval()
         self.normalizer_ = norm
         self.history_ = history

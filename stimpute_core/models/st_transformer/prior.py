@@ -210,6 +210,14 @@ class CrossFittedPrior:
             prior.smooth = choose_smoother(np.where(usable, values, np.nan) - base)
         return prior
 
+    def refit_full(self, ds: xr.Dataset, name: str, *, seed: int = 0) -> None:
+        """Refit the full reference on every observation of ``ds``. The imputer calls it after
+        training, with the entries it had kept out to choose its weights: they are part of the
+        data it was given, and the full reference only estimates days no reference was fitted
+        on. In an area with few observed days (60-odd in the second study area), a tenth of
+        them held back costs that reference about a fifth of its accuracy."""
+        self.full = fit_reference(ds, name, seed=seed)
+
     def estimate(self, ds: xr.Dataset) -> np.ndarray:
         """Every entry of ``ds`` estimated by references that never saw its day, plus (with
         ``smooth``) the smoothed departures of the other observed entries of its day."""
