@@ -93,10 +93,7 @@ def main() -> None:
         given = masks.apply_holdout(train, hidden).drop_vars(TRUTH)
         # The prior as the network gets it: cross-fitted by date, so the departures on the
         # observed days are as honest as the estimate on the hidden ones.
-        by = "entry" if kind == "point" else "day"
-        prior = CrossFittedPrior.fit(
-            given, "boosting", np.zeros_like(hidden), folds=10, seed=0, by=by
-        )
+        prior = CrossFittedPrior.fit(given, "boosting", np.zeros_like(hidden), folds=10, seed=0)
         est = prior.estimate(given)
         err = truth - est
         daily = err.mean(axis=(1, 2))

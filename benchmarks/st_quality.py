@@ -34,7 +34,7 @@ from stimpute_core.models import make_imputer
 from stimpute_core.models.st_transformer.model import STTransformerImputer, pretrained_path
 from stimpute_core.validation import EVALUATION_HOLDOUT, evaluation_mask
 
-REFERENCES = ("mean", "idw", "coarse", "regression", "boosting")
+REFERENCES = ("mean", "idw", "coarse", "regression", "boosting", "boosting-smooth")
 
 
 def score_window(ds, mask, name, model=None) -> dict:

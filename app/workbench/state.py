@@ -194,7 +194,8 @@ class Workbench(param.Parameterized):
 
     method = param.Selector(default=ST, objects=list(METHODS), doc="Model shown and validated")
     compare = param.ListSelector(
-        default=["mean", "idw", "coarse", "boosting"], objects=list(ALL_BASELINES)
+        default=["mean", "idw", "coarse", "boosting", "boosting-smooth"],
+        objects=list(ALL_BASELINES),
     )
     profile = param.Selector(default="quick", objects=["tiny", "quick", "paper"])
     spatial = param.Selector(default="swin", objects=["swin", "full", "none"])
