@@ -199,8 +199,9 @@ def with_ratios(summary: pd.DataFrame) -> pd.DataFrame:
     """``summary`` with ``mae_ratio`` (MAE / the best reference's MAE for that holdout and period)
     and, with a truth, ``mae_truth_ratio``: below 1 beats every reference."""
     best = best_references(summary)
-    if best.empty:
-        return summary.assign(mae_ratio=np.nan)
+    if best.empty:  # no reference was run: nothing to compare with
+        out = summary.assign(mae_ratio=np.nan)
+        return out.assign(mae_truth_ratio=np.nan) if "mae_truth" in summary else out
     keyed = best.set_index(["holdout", "period"])
     out = summary.copy()
     keys = list(zip(out["holdout"], out["period"], strict=True))
@@ -241,7 +242,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
                 cells += [f"{r.mae_truth:.4f} ± {r.mae_truth_sd:.4f}", f"{r.mae_truth_ratio:.2f}"]
             cells += [f"{r.fit_s:.2f}", f"{r.impute_s:.2f}", f"{r.n_points}"]
             lines.append("| " + " | ".join(cells) + " |")
-        ref = best[(best["holdout"] == holdout) & (best["period"] == period)]
+        ref = best[(best["holdout"] == holdout) & (best["period"] == period)] if len(best) else best
         if len(ref):
             b = ref.iloc[0]
             cells = [f"**best reference**: {b['model']}", holdout.replace("_", "-"), period]

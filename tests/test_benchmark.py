@@ -90,6 +90,17 @@ def test_markdown_table_closes_each_group_with_its_best_reference():
     )
 
 
+def test_a_table_of_the_network_alone_has_no_ratios_and_no_reference_row():
+    alone = _summary()
+    alone = alone[alone["model"] == "st-transformer"]
+    text = bench.markdown_table(alone)
+    assert "**best reference**" not in text
+    assert (
+        "| st-transformer | time-slice | validation | 0.0500 ± 0.0010 | 30.00 ± 1.00 | nan |"
+        in text
+    )
+
+
 def test_truth_scores_are_reported_on_synthetic_data(ds):
     results = bench.run_benchmark(ds, ["mean", "coarse"], seeds=(0,))
     assert results["mae_truth"].notna().all()
