@@ -21,9 +21,11 @@ departs from the references (the trees know the covariates, not the day's weathe
 So with ``smooth`` the prior adds the day's observed departures smoothed around each entry
 with that entry's own value left out (regression kriging's second stage, a Gaussian kernel
 chosen in ``fit`` by leave-one-out error): an entry's prior still never knows the entry.
-It is off for whole-day gaps, where the day of a target has nothing else to show. The fitted references
-are kept; checkpoints store them with skops, and loading accepts only the types of
-:data:`TRUSTED_TYPES` (nothing is unpickled).
+It is off for whole-day gaps, where the day of a target has nothing else to show.
+
+The fitted references are kept; checkpoints store them with skops, and loading accepts only the
+types of :data:`TRUSTED_TYPES` (nothing is unpickled). After training, the imputer refits the
+full reference with its own validation entries (:meth:`CrossFittedPrior.refit_full`).
 
 **Cell context.** Each cell's observed mean, spread and mean offset from the coarse product,
 from the observations given (in ``fit``: without the validation entries), as static inputs:
