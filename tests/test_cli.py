@@ -125,6 +125,7 @@ def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
         "mice",
         "forest",
         "boosting",
+        "boosting-smooth",
         "dineof",
         "mf",
         "kalman",
