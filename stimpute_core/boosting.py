@@ -159,8 +159,8 @@ class SmoothedBoostingImputer(GradientBoostingImputer):
     of a day is observed (point gaps).
 
     ``fit`` fits the trees, then chooses the smoother's width and shrinkage (``smooth_``) by
-    leave-one-out error on the departures of the observations it was given from the trees'
-    estimate. ``impute`` smooths the departures of the observations of the Dataset it fills;
+    leave-one-out error on the departures of the observations it was given from trees fitted
+    on the other half of the days. ``impute`` smooths the departures of the observations of the Dataset it fills;
     on a day without any, it is boosting alone.
     """
 
