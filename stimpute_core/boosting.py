@@ -129,8 +129,7 @@ class GradientBoostingImputer(_CellMeanImputer):
 
         The trees use each cell's own covariates only, so with ``check_grid=False`` they serve
         any grid (the ST-Transformer's prior does; ``impute`` keeps the fitted grid). With
-        ``days`` (a boolean per day, or per entry: (time, y, x)), only those are predicted and
-        the others are NaN;
+        ``days`` (a boolean per day), only those days are predicted and the others are NaN;
         ``derived`` passes :func:`~stimpute_core.features.derived_features` of ``ds`` when
         already computed.
         """
@@ -139,13 +138,14 @@ class GradientBoostingImputer(_CellMeanImputer):
         if check_grid:
             shape = self._prepare(ds).shape
         wanted = np.ones(shape[0], bool) if days is None else np.asarray(days, bool)
-        if wanted.ndim == 1:
-            wanted = np.broadcast_to(wanted[:, None, None], shape)
         out = np.full(shape, np.nan)
         for t0, feats in self._blocks(ds, derived):
             pick = wanted[t0 : t0 + feats.shape[0]]
             if pick.any():
-                out[t0 : t0 + feats.shape[0]][pick] = self.model_.predict(feats[pick])
+                rows = feats[pick].reshape(-1, feats.shape[-1])
+                out[t0 : t0 + feats.shape[0]][pick] = self.model_.predict(rows).reshape(
+                    -1, *shape[1:]
+                )
         return out
 
     def impute(self, ds: xr.Dataset) -> xr.DataArray:

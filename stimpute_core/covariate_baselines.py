@@ -34,12 +34,6 @@ API_DECAY = 0.9
 _BLOCK_DAYS = 256
 
 
-def _filled_in_time(values: np.ndarray) -> np.ndarray:
-    """A (time, y, x) field with its gaps filled by linear interpolation in time per cell (edges
-    held), and cells never observed by the mean of all values (0 when there is none)."""
-    return fill_in_time(values)
-
-
 class _CovariateImputer(_CellMeanImputer):
     """Shared part: which covariates were used at fit, and their (time, y, x, D) features."""
 
@@ -99,10 +93,7 @@ class _CovariateImputer(_CellMeanImputer):
             self._check_covariates(ds, self.covariates_)
             dynamic = [n for n in self.covariates_ if ds[n].dims != ("y", "x")]
             ds = ds.assign(
-                {
-                    n: ds[n].copy(data=_filled_in_time(np.asarray(ds[n].values, float)))
-                    for n in dynamic
-                }
+                {n: ds[n].copy(data=fill_in_time(np.asarray(ds[n].values, float))) for n in dynamic}
             )
         for t0 in range(0, ds.sizes["time"], _BLOCK_DAYS):
             yield t0, self._raw_features(ds.isel(time=slice(t0, t0 + _BLOCK_DAYS)))
@@ -148,7 +139,7 @@ class CoarseOffsetImputer(_CellMeanImputer):
                 f"the coarse reference needs the covariate '{COARSE}'(time, y, x), which the "
                 "Dataset lacks"
             )
-        return _filled_in_time(np.asarray(ds[COARSE].values, dtype=np.float64))
+        return fill_in_time(np.asarray(ds[COARSE].values, dtype=np.float64))
 
     def fit(self, ds: xr.Dataset) -> CoarseOffsetImputer:
         """Learn ``offset_`` (y, x) from the observed days."""

@@ -36,17 +36,28 @@ def test_a_residual_network_starts_at_the_prior(readout):
     assert torch.count_nonzero(pred) == 0 and all(torch.count_nonzero(a) == 0 for a in aux)
 
 
-def test_cross_fitted_prior_never_knows_the_day_it_estimates(small):
-    """Changing one observed value leaves the estimates of its day unchanged; changing an
-    excluded (validation) value changes no estimate at all."""
-    values = small.soil_moisture.values
+def _one_excluded(ds):
+    """The target values, the indices of the observed entries, and a mask excluding one."""
+    values = ds.soil_moisture.values
     obs = np.argwhere(np.isfinite(values))
     exclude = np.zeros(values.shape, dtype=bool)
     exclude[tuple(obs[5])] = True
+    return values, obs, exclude
+
+
+def _with_values(ds, values):
+    out = ds.copy(deep=True)
+    out["soil_moisture"].values[:] = values
+    return out
+
+
+def test_cross_fitted_prior_never_knows_the_day_it_estimates(small):
+    """Changing one observed value leaves the estimates of its day unchanged; changing an
+    excluded (validation) value changes no estimate at all."""
+    values, obs, exclude = _one_excluded(small)
 
     def prior(v):
-        ds = small.copy(deep=True)
-        ds["soil_moisture"].values[:] = v
+        ds = _with_values(small, v)
         return CrossFittedPrior.fit(ds, "regression", exclude).estimate(ds)
 
     base = prior(values)
@@ -65,14 +76,10 @@ def test_a_smoothed_prior_knows_the_rest_of_the_day_but_never_the_entry(small):
     """With the same-day smoother, an observed value moves the prior of its day's other
     entries but never its own; an excluded value moves nothing. (The kernel, one of a few
     widths chosen on all the observations like any fitted setting, is held fixed here.)"""
-    values = small.soil_moisture.values
-    obs = np.argwhere(np.isfinite(values))
-    exclude = np.zeros(values.shape, dtype=bool)
-    exclude[tuple(obs[5])] = True
+    values, obs, exclude = _one_excluded(small)
 
     def prior(v):
-        ds = small.copy(deep=True)
-        ds["soil_moisture"].values[:] = v
+        ds = _with_values(small, v)
         fitted = CrossFittedPrior.fit(ds, "regression", exclude)
         fitted.smooth = (3.0, 0.02)
         return fitted.estimate(ds.assign(soil_moisture=ds.soil_moisture.where(~exclude)))
