@@ -11,6 +11,7 @@ spatiotemporal model has to beat with what it adds, not with the covariates alon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -151,6 +152,36 @@ class GradientBoostingImputer(_CellMeanImputer):
     def impute(self, ds: xr.Dataset) -> xr.DataArray:
         """Fill every missing entry from its covariates."""
         return as_output(ds, self.predict_cube(ds), self)
+
+
+def predict_by_day(
+    models: Sequence[GradientBoostingImputer],
+    ds: xr.Dataset,
+    which: np.ndarray,
+    derived: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Each day of ``ds`` estimated by ``models[which[day]]`` (NaN where ``which`` is -1).
+
+    What a cross-fitted prior asks for: one model per group of days. The features are built
+    once for all the models (they share their columns), not once per model.
+    """
+    if not models:
+        raise ValueError("predict_by_day needs at least one fitted model")
+    for m in models:
+        m._check_fitted("model_", "columns_")
+    if any(m.columns_ != models[0].columns_ for m in models):
+        raise ValueError("predict_by_day: the models were fitted on different columns")
+    which = np.asarray(which)
+    out = np.full((ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]), np.nan)
+    for t0, feats in models[0]._blocks(ds, derived):
+        block = which[t0 : t0 + feats.shape[0]]
+        for k in np.unique(block[block >= 0]):
+            pick = block == k
+            rows = feats[pick].reshape(-1, feats.shape[-1])
+            out[t0 : t0 + feats.shape[0]][pick] = (
+                models[k].model_.predict(rows).reshape(-1, *out.shape[1:])
+            )
+    return out
 
 
 class SmoothedBoostingImputer(GradientBoostingImputer):

@@ -24,7 +24,7 @@ from .data.readers import ReaderError
 from .data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from .data.summary import describe, format_description
 from .masks import MASK_KINDS
-from .models import MODEL_NAMES, SLOW_ON_CPU, installed_models
+from .models import MODEL_NAMES, PROFILE_NAMES, SLOW_ON_CPU, installed_models
 
 
 def _eprint(*args: object) -> None:
@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the ST-Transformer on a contract NetCDF")
     train.add_argument("--data", type=Path, required=True, help="contract NetCDF")
-    train.add_argument("--profile", choices=("tiny", "quick", "paper"), default="quick")
+    train.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
     train.add_argument("--spatial", choices=("swin", "full", "none"), default="swin")
     train.add_argument("--no-temporal", action="store_true", help="ablation: no temporal attention")
     train.add_argument("--no-covariates", action="store_true", help="ablation: no covariates")
@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-start", help="first day of the test period (default: last two years)"
     )
     bench.add_argument(
-        "--profile", choices=("tiny", "quick", "paper"), default="quick", help="ST-Transformer size"
+        "--profile", choices=PROFILE_NAMES, default="quick", help="ST-Transformer size"
     )
     bench.add_argument("--epochs", type=int, help="ST-Transformer epochs (default: the profile's)")
     bench.add_argument(

@@ -92,6 +92,33 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+#: Inference precisions: ``"auto"`` (bfloat16 where the device computes it natively, else
+#: float32), ``"float32"``, ``"bfloat16"``.
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (a GPU that supports it, a
+    CPU with AVX-512 BF16 or AMX through oneDNN); elsewhere bfloat16 is emulated and slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # an older or leaner torch build
+        return False
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype to autocast to for ``precision`` on ``device`` (None: stay in float32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "float32" or (precision == "auto" and not bf16_native(device)):
+        return None
+    return torch.bfloat16
+
+
 def hide_entries(
     observed: np.ndarray, kind: str, fraction: float, rng: np.random.Generator
 ) -> np.ndarray:

@@ -145,6 +145,31 @@ def test_what_the_fit_never_saw_gets_the_full_reference(small, tmp_path):
     assert CrossFittedPrior.load(tmp_path / "smooth.skops").smooth == (4.0, 0.2)
 
 
+def test_a_boosting_prior_gives_each_day_its_own_fold_reference(small):
+    """The one-pass prediction of all the fold references equals each reference predicting
+    the days of its own group (and the full one the days no fold saw)."""
+    from stimpute_core.boosting import predict_by_day
+    from stimpute_core.features import derived_features
+    from stimpute_core.models.st_transformer.prior import _day_keys
+
+    exclude = np.zeros(small.soil_moisture.shape, dtype=bool)
+    exclude[40:50] = True  # days no fold reference saw
+    prior = CrossFittedPrior.fit(small, "boosting", exclude, folds=3)
+    keys = _day_keys(small)
+    group = np.where(np.isin(keys, prior.seen), (keys % np.uint64(3)).astype(int), -1)
+    assert (group[40:50] == -1).all() and set(group[group >= 0]) == {0, 1, 2}
+    expect = np.empty(small.soil_moisture.shape)
+    for k, model in [(-1, prior.full), *enumerate(prior.models)]:
+        expect[group == k] = model.predict_cube(small, check_grid=False)[group == k]
+    np.testing.assert_allclose(prior.estimate(small), expect)
+    derived = derived_features(small)
+    ours = predict_by_day(prior.models, small, np.where(group < 0, -1, group), derived)
+    assert np.isnan(ours[40:50]).all()  # -1: no model, left NaN
+    other = make_imputer("boosting").fit(small.drop_vars("tmax"))
+    with pytest.raises(ValueError, match="different columns"):
+        predict_by_day([prior.models[0], other], small, group.clip(0, 1), derived)
+
+
 def test_a_prior_saved_before_the_full_reference_keeps_its_day_groups(small, tmp_path):
     import skops.io as sio
 

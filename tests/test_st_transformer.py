@@ -318,3 +318,47 @@ def test_shipped_checkpoint_fits_the_builtin_scenario():
     mean = MeanImputer().fit(ds).impute(ds).values
     truth = ds.soil_moisture_true.values
     assert metrics.mae(out.values, truth, gaps) < metrics.mae(mean, truth, gaps)
+
+
+def test_imputation_precision(small, trained):
+    """bfloat16 imputation is applied (the values move) and stays within 1e-3 m³/m³ of float32;
+    an unknown precision is refused."""
+    from stimpute_core.training import autocast_dtype, bf16_native
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("float32", cpu) is None
+    assert autocast_dtype("bfloat16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if bf16_native(cpu) else None)
+    with pytest.raises(ValueError, match="precision='half'"):
+        autocast_dtype("half", cpu)
+    with pytest.raises(ValueError, match="impute_precision='fp16'"):
+        STTransformerImputer(impute_precision="fp16")
+    before = trained.impute_precision
+    try:
+        trained.impute_precision = "float32"
+        full = trained.predict_cube(small)
+        trained.impute_precision = "bfloat16"
+        half = trained.predict_cube(small)
+    finally:
+        trained.impute_precision = before
+    assert not np.array_equal(full, half)
+    np.testing.assert_allclose(half, full, atol=1e-3)
+
+
+def test_st_options_reach_the_model_or_are_refused():
+    model = make_imputer("st-transformer", profile="long", patience=3, impute_precision="float32")
+    net, settings = model._configs(4)
+    assert settings.patience == 3 and settings.max_minutes == 45.0 and net.hidden == 64
+    assert model.impute_precision == "float32"
+    with pytest.raises(ValueError, match=r"unknown option.*patiense"):
+        make_imputer("st-transformer", patiense=3)
+
+
+def test_the_cli_and_the_app_offer_every_profile():
+    from stimpute_core.models import PROFILE_NAMES
+    from stimpute_core.models.st_transformer.model import PROFILES
+
+    assert set(PROFILE_NAMES) == set(PROFILES)
+    from app.workbench.state import Workbench
+
+    assert list(Workbench.param.profile.objects) == list(PROFILE_NAMES)

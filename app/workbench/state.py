@@ -41,7 +41,7 @@ from stimpute_core.data.scenario import (
 from stimpute_core.data.selection import data_extent, station_cells
 from stimpute_core.data.sources import list_sources, load_source
 from stimpute_core.masks import apply_holdout
-from stimpute_core.models import ALL_BASELINES, make_imputer
+from stimpute_core.models import ALL_BASELINES, PROFILE_NAMES, make_imputer
 from stimpute_core.models.st_transformer.model import (
     DEFAULT_PRETRAINED,
     STTransformerImputer,
@@ -197,7 +197,7 @@ class Workbench(param.Parameterized):
         default=["mean", "idw", "coarse", "boosting", "boosting-smooth"],
         objects=list(ALL_BASELINES),
     )
-    profile = param.Selector(default="quick", objects=["tiny", "quick", "paper"])
+    profile = param.Selector(default="quick", objects=list(PROFILE_NAMES))
     spatial = param.Selector(default="swin", objects=["swin", "full", "none"])
     covariates = param.Boolean(default=True, doc="Use the weather, soil and 36 km covariates")
     max_minutes = param.Number(default=3.0, bounds=(0.1, 240), doc="Training time budget")

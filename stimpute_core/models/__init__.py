@@ -35,7 +35,20 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
         "day_pool": False,
     },
 }
-ST_OPTIONS = ("profile", "mask_kind", "seed", "epochs", "max_minutes", "device", "impute_stride")
+#: The ST-Transformer's profiles (``PROFILES`` in its model module, which imports torch; a
+#: test keeps the two in step).
+PROFILE_NAMES = ("tiny", "quick", "long", "paper")
+ST_OPTIONS = (
+    "profile",
+    "mask_kind",
+    "seed",
+    "epochs",
+    "max_minutes",
+    "patience",
+    "device",
+    "impute_stride",
+    "impute_precision",
+)
 #: Peers from PyPOTS (optional extra ``peers``), cells as features.
 PEERS = {"saits": "SAITS", "brits": "BRITS", "csdi": "CSDI"}
 #: Every baseline by name: the covariate-blind ones, then those that use the covariates.
@@ -73,7 +86,13 @@ def make_imputer(name: str, **options: Any) -> Imputer:
     if name in ST_VARIANTS:
         from .st_transformer.model import STTransformerImputer
 
-        chosen = {k: v for k, v in options.items() if k in ST_OPTIONS and v is not None}
+        unknown = sorted(set(options) - set(ST_OPTIONS))
+        if unknown:  # a misspelt or unsupported option must not be dropped without a word
+            raise ValueError(
+                f"{name}: unknown option(s) {', '.join(unknown)}; expected some of "
+                f"{', '.join(ST_OPTIONS)}"
+            )
+        chosen = {k: v for k, v in options.items() if v is not None}
         return STTransformerImputer(**ST_VARIANTS[name], **chosen)
     if name in PEERS:
         from ..peers import PyPOTSImputer

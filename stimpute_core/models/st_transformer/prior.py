@@ -43,7 +43,7 @@ import pandas as pd
 import skops.io as sio
 import xarray as xr
 
-from ...boosting import GradientBoostingImputer
+from ...boosting import GradientBoostingImputer, predict_by_day
 from ...data.contract import TARGET
 from ...features import derived_features
 from ...imputation import Imputer
@@ -234,13 +234,17 @@ class CrossFittedPrior:
             group = (keys % np.uint64(folds)).astype(np.int64)
             if self.full is not None:
                 group = np.where(np.isin(keys, self.seen), group, -1)
-        out = np.empty(shape, dtype=np.float64)
-        boosted = any(isinstance(m, GradientBoostingImputer) for m in self.models)
-        derived = derived_features(ds) if boosted else None  # once for all the references
-        for k, model in [(-1, self.full), *enumerate(self.models)]:
-            days = group == k
-            if model is not None and days.any():
-                out[days] = _estimate(model, ds, days, derived)[days]
+        refs = [*self.models, *([self.full] if self.full is not None else [])]
+        if all(isinstance(m, GradientBoostingImputer) for m in refs):
+            # One pass over the features for all the references (the full one is the last).
+            which = np.where(group < 0, len(refs) - 1, group) if self.full is not None else group
+            out = predict_by_day(refs, ds, which, derived_features(ds))
+        else:
+            out = np.empty(shape, dtype=np.float64)
+            for k, model in [(-1, self.full), *enumerate(self.models)]:
+                days = group == k
+                if model is not None and days.any():
+                    out[days] = _estimate(model, ds, days)[days]
         if self.smooth is not None:
             dep = np.asarray(ds[TARGET].values, dtype=np.float64) - out
             out = out + smoothed_departures(dep, *self.smooth)
