@@ -11,6 +11,13 @@ than any run's epochs), so the curve covers the whole budget. The validation MAE
 record is on the 10 % of training observations the network never sees; the test scores are the
 benchmark's, against the held-out observations and the truth. Results are written after every
 fit, so a stopped run keeps what it finished.
+
+``--report CURVES.json [...] --with RUNS.json [...]`` prints the README's table instead: one
+line per budget (from these files, and the ``st-transformer`` runs of benchmark files given
+with ``--with``, such as the 3-minute final tables), with the validation MAE at epoch 0 (the
+prior alone), at a quarter, half and three quarters of the budget and at its best, the samples
+seen, and the scores against the truth as a ratio to the best reference of the same seed in
+the ``--with`` files.
 """
 
 from __future__ import annotations
@@ -28,7 +35,76 @@ from stimpute_core.data import open_dataset
 NO_EARLY_STOP = 10**6
 
 
+def _curve_rows(path: Path) -> list[dict]:
+    data = json.loads(path.read_text())
+    if "budget_min" in json.dumps(data["runs"][:1]):  # this script's files
+        return [
+            {**row, "budget_min": run["budget_min"], "profile": data["profile"]}
+            for run in data["runs"]
+            for row in run["rows"]
+        ]
+    options = data.get("st_options") or {}  # a benchmark file
+    return [
+        {**row, "budget_min": options.get("max_minutes"), "profile": options.get("profile")}
+        for row in data["runs"]
+        if row["model"] == "st-transformer"
+    ]
+
+
+def _at(history: list[dict], minutes: float) -> float:
+    """Best validation MAE reached by ``minutes`` of training."""
+    seen = [h["val_mae"] for h in history if h["elapsed_s"] <= 60 * minutes]
+    return min(seen) if seen else float("nan")
+
+
+def report(curve_files: list[Path], with_files: list[Path]) -> str:
+    import pandas as pd
+
+    rows = [r for p in [*curve_files, *with_files] for r in _curve_rows(p) if "mae" in r]
+    frame = pd.DataFrame(rows)
+    refs = pd.concat(
+        [pd.DataFrame(json.loads(p.read_text())["runs"]) for p in with_files], ignore_index=True
+    )
+    refs = refs[~refs["model"].str.startswith("st-transformer") & refs["mae"].notna()]
+    lines = [
+        "| profile | hold-out | budget (min) | seed | epochs | samples seen | validation MAE: "
+        "epoch 0 | ¼ | ½ | ¾ | best | best below epoch 0 | vs truth, training period "
+        "(× best) | vs truth, test period (× best) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (profile, holdout, budget, seed), g in frame.groupby(
+        ["profile", "holdout", "budget_min", "seed"], sort=True
+    ):
+        by_period = g.set_index("period")
+        hist = by_period.loc["validation", "history"]
+        first, best = hist[0]["val_mae"], min(h["val_mae"] for h in hist)
+        cells = []
+        for period in ("validation", "test"):
+            mine = by_period.loc[period, "mae_truth"]
+            pool = refs[(refs["holdout"] == holdout) & (refs["period"] == period)]
+            pool = pool[pool["seed"] == seed]
+            best_ref = pool.groupby("model")["mae_truth"].mean().min() if len(pool) else None
+            ratio = f" ({mine / best_ref:.2f})" if best_ref else ""
+            cells.append(f"{mine:.4f}{ratio}")
+        lines.append(
+            f"| {profile} | {holdout.replace('_', '-')} | {budget:g} | {seed} | "
+            f"{hist[-1]['epoch']} | {hist[-1].get('samples_seen', '')} | {first:.5f} | "
+            + " | ".join(f"{_at(hist, budget * q):.5f}" for q in (0.25, 0.5, 0.75))
+            + f" | {best:.5f} | {100 * (first - best) / first:.2f} % | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if "--report" in __import__("sys").argv:
+        parser = argparse.ArgumentParser(description=__doc__)
+        parser.add_argument("--report", nargs="+", type=Path, required=True)
+        parser.add_argument("--with", dest="with_files", nargs="*", type=Path, default=[])
+        args = parser.parse_args()
+        print(report(args.report, args.with_files))
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--budgets", default="10,30,60", help="minutes, comma list")
