@@ -328,7 +328,8 @@ def test_imputation_precision(small, trained):
     cpu = torch.device("cpu")
     assert autocast_dtype("float32", cpu) is None
     assert autocast_dtype("bfloat16", cpu) is torch.bfloat16
-    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if bf16_native(cpu) else None)
+    assert autocast_dtype("auto", cpu) is None  # not faster there, measured
+    assert isinstance(bf16_native(cpu), bool)
     with pytest.raises(ValueError, match="precision='half'"):
         autocast_dtype("half", cpu)
     with pytest.raises(ValueError, match="impute_precision='fp16'"):

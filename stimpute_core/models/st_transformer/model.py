@@ -119,10 +119,9 @@ class STTransformerImputer(Imputer):
     :mod:`.core`). ``mask_kind`` is the self-supervised masking: ``"time_slice"`` or ``"point"``.
     ``impute_stride`` is the day step between overlapping windows when imputing (default: half a
     window); predictions of overlapping windows are averaged. ``impute_precision``: ``"auto"``
-    (default) runs the network in bfloat16 where the device computes it natively (a CPU with
-    AVX-512 BF16 or AMX, a recent GPU), which halves the time of a whole-cube imputation and
-    moves its values by at most about 1e-4 m³/m³; ``"float32"`` keeps full precision. Training
-    is always in float32.
+    (default) runs the network in bfloat16 on a GPU that computes it natively and in float32
+    on the CPU (where bfloat16 was not faster for a whole cube); ``"bfloat16"`` asks for it
+    anywhere (it moves the values by at most about 1e-4 m³/m³).
 
     What the network is given besides the paper's inputs (each can be switched off, and
     ``derived_inputs=False, cell_context=False, prior=None`` is the paper's model):
