@@ -32,7 +32,7 @@ from stimpute_core.benchmark import default_split
 from stimpute_core.data.contract import TARGET, TRUTH
 from stimpute_core.data.scenario import load_scenario
 from stimpute_core.data.selection import select_time
-from stimpute_core.features import COARSE, fill_in_time
+from stimpute_core.models.features import COARSE, fill_in_time
 from stimpute_core.models.st_transformer.prior import CrossFittedPrior
 
 

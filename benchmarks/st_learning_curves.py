@@ -29,7 +29,7 @@ import platform
 from pathlib import Path
 
 from stimpute_core.benchmark import run_benchmark
-from stimpute_core.data import open_dataset
+from stimpute_core.data import atomic_write, open_dataset
 
 #: Larger than the number of epochs any budget here reaches: no early stop.
 NO_EARLY_STOP = 10**6
@@ -127,10 +127,8 @@ def main() -> None:
             "holdout": holdout,
             "runs": runs + ([rows_of_fit] if rows_of_fit else []),
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(f".{args.json.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=1, default=float))
-        os.replace(tmp, args.json)
+        text = json.dumps(result, indent=1, default=float)
+        atomic_write(args.json, lambda tmp: tmp.write_text(text))
 
     for minutes in [float(b) for b in args.budgets.split(",")]:
         options = {"profile": args.profile, "max_minutes": minutes, "epochs": NO_EARLY_STOP}

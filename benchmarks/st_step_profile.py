@@ -19,12 +19,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from stimpute_core.data.scenario import load_scenario
-from stimpute_core.features import with_derived_features
+from stimpute_core.models.features import with_derived_features
 from stimpute_core.models.st_transformer.core import STTransformer, STTransformerConfig
 from stimpute_core.models.st_transformer.data import Normalizer, encode
 from stimpute_core.models.st_transformer.model import PROFILES
 from stimpute_core.models.st_transformer.prior import CONTEXT_NAMES
-from stimpute_core.training import SampleSet, hide_entries
+from stimpute_core.models.st_transformer.training import SampleSet, hide_entries
 
 
 def main() -> None:

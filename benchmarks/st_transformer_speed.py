@@ -25,7 +25,7 @@ import torch
 from stimpute_core.data.scenario import load_scenario
 from stimpute_core.models import make_imputer
 from stimpute_core.models.st_transformer.model import PROFILES
-from stimpute_core.training import autocast_dtype, pick_device
+from stimpute_core.models.st_transformer.training import autocast_dtype, pick_device
 
 VARIANTS = {"paper inputs": "st-transformer-paper", "defaults": "st-transformer"}
 

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from stimpute_core import baselines
-from stimpute_core.baselines import (
+from stimpute_core.models import make_imputer
+from stimpute_core.models.base import OUTPUT_NAME, Imputer, NotFittedError
+from stimpute_core.models.baselines import (
     BASELINES,
     ClimatologyImputer,
     DINEOFImputer,
@@ -17,9 +18,10 @@ from stimpute_core.baselines import (
     LinearInterpolationImputer,
     MatrixFactorizationImputer,
     MeanImputer,
-    make_imputer,
+    kalman,
+    lowrank,
+    spatial,
 )
-from stimpute_core.imputation import OUTPUT_NAME, Imputer, NotFittedError
 
 NAMES = sorted(BASELINES)
 
@@ -152,7 +154,7 @@ def test_registry_and_make_imputer() -> None:
     assert list(BASELINES) == ["mean", "climatology", "linear", "idw", "dineof", "mf", "kalman"]
     assert all(cls.name == name for name, cls in BASELINES.items())
     assert make_imputer("idw", power=3).get_params() == {"power": 3.0, "max_neighbours": None}
-    with pytest.raises(ValueError, match=r"unknown baseline 'kriging'.*climatology.*mean"):
+    with pytest.raises(ValueError, match=r"unknown model 'kriging'.*mean.*climatology"):
         make_imputer("kriging")
 
 
@@ -178,9 +180,12 @@ def test_registry_and_make_imputer() -> None:
         (KalmanSmoothingImputer, {"q_grid": (np.nan,)}),
     ],
 )
-def test_constructor_validation(cls: type[Imputer], kwargs: dict) -> None:
+def test_settings_are_validated_in_fit(cls: type[Imputer], kwargs: dict) -> None:
+    """The constructor stores a bad setting as given; ``fit`` refuses it, naming it."""
+    model = cls(**kwargs)
+    assert all(model.get_params()[k] is v for k, v in kwargs.items())
     with pytest.raises(ValueError, match=next(iter(kwargs))):
-        cls(**kwargs)
+        model.fit(make_ds(sparse_cube()[0]))
 
 
 # --- mean ---------------------------------------------------------------------------------------
@@ -308,7 +313,7 @@ def test_idw_without_weight_table(monkeypatch: pytest.MonkeyPatch) -> None:
     for kwargs in ({}, {"max_neighbours": 3}):
         expected = IDWImputer(**kwargs).fit_impute(ds).values
         with monkeypatch.context() as m:
-            m.setattr(baselines, "_IDW_TABLE_MAX_CELLS", 0)
+            m.setattr(spatial, "_IDW_TABLE_MAX_CELLS", 0)
             got = IDWImputer(**kwargs).fit_impute(ds).values
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
@@ -337,7 +342,7 @@ def test_dineof_subspace_path_matches_exact(monkeypatch: pytest.MonkeyPatch) -> 
     values, truth, observed = low_rank_cube(8, (200, 6, 6), frac_missing=0.7)
     ds = make_ds(values)
     exact = DINEOFImputer(max_rank=4).fit(ds)
-    monkeypatch.setattr(baselines, "_FULL_BASIS_MAX", 0)
+    monkeypatch.setattr(lowrank, "_FULL_BASIS_MAX", 0)
     subspace = DINEOFImputer(max_rank=4).fit(ds)
     for k, err in exact.cv_errors_.items():
         assert subspace.cv_errors_[k] == pytest.approx(err, rel=0.05, abs=2e-4)
@@ -473,7 +478,7 @@ def test_kalman_large_q_follows_noise_free_observations() -> None:
     observed = rng.random(level.size) < 0.4
     values = np.where(observed, level, np.nan)
     # The smoothed level itself (before observed values pass through) meets the observations,
-    smooth = baselines._local_level_smooth(values[:, None], np.array([0.2]), np.array([1e4]))
+    smooth = kalman._local_level_smooth(values[:, None], np.array([0.2]), np.array([1e4]))
     np.testing.assert_allclose(smooth[observed, 0], level[observed], atol=1e-5)
     # and between them, a noise-free random walk's conditional mean is the straight line.
     ds = single_cell(values)
@@ -521,7 +526,7 @@ def test_kalman_likelihood_sums_by_hand() -> None:
     # observation is left out; the second has F = P + 1 with P ≈ 1 + 2q and v ≈ 0.2.
     y = np.array([[0.2], [np.nan], [0.4]])
     q = np.array([[0.5], [2.0]])
-    log_f, sq, count, _, _ = baselines._local_level_filter(y, np.array([0.3]), q, keep=False)
+    log_f, sq, count, _, _ = kalman._local_level_filter(y, np.array([0.3]), q, keep=False)
     f = 2 + 2 * q[:, 0]
     np.testing.assert_array_equal(count, [1])
     np.testing.assert_allclose(log_f[:, 0], np.log(f), rtol=1e-5)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import stimpute_core.benchmark as bench
-from stimpute_core.baselines import MeanImputer
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
+from stimpute_core.models.baselines import MeanImputer
 
 
 @pytest.fixture(scope="module")

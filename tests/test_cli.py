@@ -116,7 +116,7 @@ def test_train_then_impute_with_the_evaluation_hold_out_hidden(demo_file, tmp_pa
 def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
     demo_file, capsys, monkeypatch
 ):
-    import stimpute_core.cli as cli
+    import stimpute_core.cli.model_commands as cli
 
     ran = []
     real = cli.installed_models

@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from stimpute_core.baselines import MeanImputer
-from stimpute_core.covariate_baselines import (
+from stimpute_core.metrics import mae
+from stimpute_core.models import MODEL_NAMES, make_imputer
+from stimpute_core.models.base import NotFittedError
+from stimpute_core.models.baselines import MeanImputer
+from stimpute_core.models.covariate import (
     COVARIATE_BASELINES,
     CoarseOffsetImputer,
     CovariateRegressionImputer,
@@ -16,11 +19,8 @@ from stimpute_core.covariate_baselines import (
     MICEImputer,
     RandomForestImputer,
     SmoothedBoostingImputer,
-    antecedent_precipitation,
 )
-from stimpute_core.imputation import NotFittedError
-from stimpute_core.metrics import mae
-from stimpute_core.models import MODEL_NAMES, make_imputer
+from stimpute_core.models.features import antecedent_precipitation
 
 SHAPE = (120, 4, 5)
 
@@ -240,9 +240,14 @@ def test_registered_by_name():
         (GradientBoostingImputer, {"learning_rate": 0}, "learning_rate"),
     ],
 )
-def test_constructor_validation(cls, kwargs, match):
+def test_settings_are_validated_in_fit(cls, kwargs, match):
+    """The constructor stores a bad setting as given; ``fit`` refuses it, naming it."""
+    model = cls(**kwargs)
+    assert all(model.get_params()[k] is v for k, v in kwargs.items())
+    cov = weather()
+    ds = make_ds(np.where(observed_mask(), 0.2, np.nan), **cov, clay=np.full(SHAPE[1:], 20.0))
     with pytest.raises(ValueError, match=match):
-        cls(**kwargs)
+        model.fit(ds)
 
 
 def test_boosting_keeps_the_coarse_features_when_the_first_days_lack_them():

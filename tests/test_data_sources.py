@@ -12,6 +12,9 @@ import xarray as xr
 
 from stimpute_core.data import INSITU, TARGET, write_netcdf
 from stimpute_core.data.grid import TXSON_BOX, GridBox, cell_centres, xy_to_lonlat
+from stimpute_core.data.readers import GRANULE_SUFFIXES, path_kind
+from stimpute_core.data.readers.build import build_from_recipe
+from stimpute_core.data.readers.smap import read_smap_cube
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
 from stimpute_core.data.selection import station_cells
 from stimpute_core.data.sources import (
@@ -291,3 +294,36 @@ def test_load_source_reads_every_granule_suffix_it_lists(tmp_path, scenario):
     ds, _report = load_source(scenario, tmp_path, "granules")
 
     np.testing.assert_allclose(ds[TARGET].sel(time="2020-01-09").values[:2, :2], values)
+
+
+def test_every_route_reads_the_same_granules_of_a_folder(tmp_path, scenario):
+    """The app's data folder, a recipe and the CLI's reader (``read_smap_cube`` of the folder)
+    take the same files of one folder: every HDF5 spelling, any case, and no sidecar file."""
+    folder = tmp_path / "granules"
+    folder.mkdir()
+    rows, cols = np.arange(BOX.row0, BOX.row0 + 2), np.arange(BOX.col0, BOX.col0 + 2)
+    days = ["2020-01-09", "2020-01-21", "2020-02-02", "2020-02-14"]
+    suffixes = [*GRANULE_SUFFIXES, ".HDF5"]
+    assert set(GRANULE_SUFFIXES) == {".h5", ".he5", ".hdf5"}
+    for k, (day, suffix) in enumerate(zip(days, suffixes, strict=True)):
+        name = _granule_name(day).replace(".h5", suffix)
+        _write_granule(folder / name, rows, cols, np.full((2, 2), 0.1 + 0.05 * k))
+    (folder / "SMAP_L2_SM_SP.h5.xml").write_text("<sidecar/>")  # read by no route
+    (tmp_path / "area.toml").write_text(
+        'region = "txson"\nstart = "2020-01-01"\nend = "2020-02-29"\n'
+        '[smap]\ngranules = "granules/"\n'
+    )
+    assert path_kind(folder) == "granules"
+
+    app, app_report = load_source(scenario, tmp_path, "granules")
+    cli, cli_report = read_smap_cube(folder, region="txson", start="2020-01-01", end="2020-02-29")
+    built, built_report = build_from_recipe(tmp_path / "area.toml")
+
+    granules = sorted(p.name for p in folder.iterdir() if p.suffix != ".xml")
+    for report in (app_report, cli_report, built_report):
+        assert sorted(os.path.basename(p) for p in report.read) == granules
+        assert report.skipped == []
+    np.testing.assert_array_equal(built[TARGET].values, cli[TARGET].values)
+    np.testing.assert_array_equal(app[TARGET].values, cli[TARGET].values[:, :12, :12])
+    for k, day in enumerate(days):
+        assert app[TARGET].sel(time=day).values[0, 0] == pytest.approx(0.1 + 0.05 * k)

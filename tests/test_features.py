@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from stimpute_core.features import (
+from stimpute_core.models.features import (
     API_DECAYS,
     antecedent_precipitation,
     days_since_rain,

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from stimpute_core import masks
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
 from stimpute_core.models import make_imputer
-from stimpute_core.peers import from_windows, to_windows
+from stimpute_core.models.pypots import from_windows, to_windows
 
 
 def test_windows_round_trip_and_average():
@@ -45,18 +46,22 @@ def test_saits_imputes_the_cube():
 
 def test_csdi_imputes_the_cube_with_the_median_of_its_draws():
     ds, inputs = small_cube("2020-04-30", 4)
-    model = make_imputer("csdi", seed=0, epochs=1)
-    model.n_samples = 3  # a few draws keep the test short
+    model = make_imputer("csdi", seed=0, epochs=1, n_samples=3)  # a few draws keep it short
     out = model.fit(inputs).impute(inputs)
     assert out.shape == ds.soil_moisture.shape and np.isfinite(out.values).all()
     observed = np.isfinite(inputs.soil_moisture.values)
     np.testing.assert_allclose(out.values[observed], inputs.soil_moisture.values[observed])
 
 
-def test_pypots_adapter_refuses_unknown_models():
-    from stimpute_core.peers import PyPOTSImputer
+def test_each_peer_is_its_own_registered_model():
+    """Each PyPOTS model is one class named by its registry key, its sizes in the constructor."""
+    from stimpute_core.models.pypots import PEERS, CSDIImputer
 
-    with pytest.raises(ValueError, match="CSDI"):
-        PyPOTSImputer(model="GRIN")
+    assert {name: cls.name for name, cls in PEERS.items()} == {n: n for n in PEERS}
+    assert make_imputer("csdi", n_samples=3).get_params()["n_samples"] == 3
+    with pytest.raises(ValueError, match="d_model"):
+        make_imputer("brits", d_model=64)  # a SAITS size, not a BRITS one
+    model = CSDIImputer(n_samples=0)  # stored as given; fit refuses it before any work
+    assert model.n_samples == 0
     with pytest.raises(ValueError, match="n_samples"):
-        PyPOTSImputer(model="CSDI", n_samples=0)
+        model.fit(xr.Dataset())

@@ -490,3 +490,15 @@ def test_read_static_covariates_passes_the_contract(tmp_path, grid):
         time=times
     )
     contract.validate(full)
+
+
+def test_covariates_module_reexports_the_readers():
+    """The historical path ``readers.covariates`` holds the very objects of the new modules."""
+    import importlib
+
+    old = importlib.import_module("stimpute_core.data.readers.covariates")
+    homes = [
+        importlib.import_module(f"stimpute_core.data.readers.{m}") for m in ["daymet", "rasters"]
+    ]
+    for name in old.__all__:
+        assert any(getattr(m, name, None) is getattr(old, name) for m in homes), name

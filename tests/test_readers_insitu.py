@@ -430,3 +430,16 @@ def test_attach_stations_on_contract_cube(tmp_path):
     assert list(kept["station"].values) == ["A", "B", "FAR"]
     assert kept.attrs["stations_outside_grid"] == "FAR"
     assert kept.sizes["time"] == 5
+
+
+def test_insitu_module_reexports_the_readers():
+    """The historical path ``readers.insitu`` holds the very objects of the new modules."""
+    import importlib
+
+    old = importlib.import_module("stimpute_core.data.readers.insitu")
+    homes = [
+        importlib.import_module(f"stimpute_core.data.readers.{m}")
+        for m in ["insitu_csv", "ismn", "stations"]
+    ]
+    for name in old.__all__:
+        assert any(getattr(m, name, None) is getattr(old, name) for m in homes), name

@@ -529,3 +529,16 @@ def test_sm_36km_on_dataset_grid_across_cells(tmp_path):
     assert np.allclose(day[6:, :6], 0.3) and np.allclose(day[6:, 6:], 0.4)
     assert np.isnan(sm.sel(time="2020-02-10").values).all()
     np.testing.assert_array_equal(sm["x"].values, grid["x"].values)
+
+
+def test_smap_module_reexports_the_readers():
+    """The historical path ``readers.smap`` holds the very objects of the new modules."""
+    import importlib
+
+    old = importlib.import_module("stimpute_core.data.readers.smap")
+    homes = [
+        importlib.import_module(f"stimpute_core.data.readers.{m}")
+        for m in ["smap_common", "spl2smap_s", "spl3smp"]
+    ]
+    for name in old.__all__:
+        assert any(getattr(m, name, None) is getattr(old, name) for m in homes), name

@@ -1,14 +1,21 @@
-"""The built-in synthetic TxSON scenario: statistics, determinism and the atomic cache."""
+"""The built-in synthetic TxSON scenario: statistics, determinism and the atomic cache.
+
+Also the atomic write every output goes through (:func:`stimpute_core.data.io.atomic_write`) and
+the cache folder (:mod:`stimpute_core.data.cache`).
+"""
 
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
-from stimpute_core.data import station_cells, validate
+from stimpute_core.data import atomic_write, station_cells, validate, write_netcdf
+from stimpute_core.data.cache import default_cache_dir
 from stimpute_core.data.grid import TXSON_BOX, xy_to_rowcol
 from stimpute_core.data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
+from stimpute_core.data.scenario import default_cache_dir as scenario_cache_dir
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +159,77 @@ def test_truncated_cache_is_regenerated(tmp_path):
     ds = load_scenario(cfg, cache_dir=tmp_path)
     assert ds.sizes["time"] == 31
     assert os.path.getsize(path) > 10_000
+
+
+# --------------------------------------------------------------------------- cache folder
+
+
+def test_cache_folder_from_the_environment(tmp_path, monkeypatch):
+    assert scenario_cache_dir is default_cache_dir  # still importable from the scenario
+    monkeypatch.setenv("STIMPUTE_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("STIMPUTE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "stimpute"
+
+
+# --------------------------------------------------------------------------- atomic write
+
+
+class _Boom(Exception):
+    pass
+
+
+def _failing_writer(exc: BaseException):
+    """A writer that writes part of its file, then raises ``exc``."""
+
+    def write(tmp):
+        tmp.write_bytes(b"half a file")
+        raise exc
+
+    return write
+
+
+def test_atomic_write_replaces_the_target_and_leaves_nothing_else(tmp_path):
+    target = tmp_path / "sub" / "out.bin"  # the folder is created
+    seen = []
+
+    def write(tmp):
+        seen.append(tmp)
+        tmp.write_bytes(b"new")
+
+    assert atomic_write(target, write) == target
+    assert target.read_bytes() == b"new"
+    assert seen[0].parent == target.parent and seen[0] != target
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
+    atomic_write(str(target), lambda tmp: tmp.write_bytes(b"newer"))  # str paths too
+    assert target.read_bytes() == b"newer"
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
+
+
+@pytest.mark.parametrize("exc", [_Boom("disk full"), KeyboardInterrupt()])
+def test_atomic_write_keeps_the_target_when_the_writer_fails(tmp_path, exc):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(type(exc)):
+        atomic_write(target, _failing_writer(exc))
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary file left behind
+
+
+def test_atomic_write_creates_nothing_when_the_writer_fails(tmp_path):
+    with pytest.raises(_Boom):
+        atomic_write(tmp_path / "out.bin", _failing_writer(_Boom("no")))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_netcdf_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "area.nc"
+    good = xr.Dataset({"a": ("t", np.arange(3.0))})
+    write_netcdf(good, path)
+    bad = xr.Dataset({"a": ("t", np.array([object(), object()], dtype=object))})
+    with pytest.raises(ValueError, match="serialize"):  # raised while writing the temporary file
+        write_netcdf(bad, path)
+    with xr.open_dataset(path, engine="h5netcdf") as back:
+        np.testing.assert_array_equal(back["a"].values, good["a"].values)
+    assert [p.name for p in tmp_path.iterdir()] == ["area.nc"]

@@ -13,12 +13,12 @@ import torch
 from stimpute_core import masks
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
 from stimpute_core.models import make_imputer
+from stimpute_core.models.smoothing import SMOOTHERS, smoothed_departures
 from stimpute_core.models.st_transformer import model as model_module
 from stimpute_core.models.st_transformer.core import STTransformer, STTransformerConfig
 from stimpute_core.models.st_transformer.data import IncompatibleDataError
 from stimpute_core.models.st_transformer.model import STTransformerImputer
 from stimpute_core.models.st_transformer.prior import CrossFittedPrior, cell_context, fold_of
-from stimpute_core.smoothing import SMOOTHERS, smoothed_departures
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +148,8 @@ def test_what_the_fit_never_saw_gets_the_full_reference(small, tmp_path):
 def test_a_boosting_prior_gives_each_day_its_own_fold_reference(small):
     """The one-pass prediction of all the fold references equals each reference predicting
     the days of its own group (and the full one the days no fold saw)."""
-    from stimpute_core.boosting import predict_by_day
-    from stimpute_core.features import derived_features
+    from stimpute_core.models.covariate.boosting import predict_by_day
+    from stimpute_core.models.features import derived_features
     from stimpute_core.models.st_transformer.prior import _day_keys
 
     exclude = np.zeros(small.soil_moisture.shape, dtype=bool)
@@ -306,8 +306,8 @@ def test_without_covariates_no_covariate_input_is_left(small):
 
 def test_prior_must_name_a_reference(small):
     with pytest.raises(ValueError, match="prior"):
-        STTransformerImputer(prior="st-transformer")
+        STTransformerImputer(prior="st-transformer").fit(small)
     with pytest.raises(ValueError, match="prior_folds"):
-        STTransformerImputer(prior_folds=1)
+        STTransformerImputer(prior_folds=1).fit(small)
     with pytest.raises(ValueError, match="expected one of the references"):
         STTransformerImputer(profile="tiny", prior="nonsense", epochs=1).fit(small)

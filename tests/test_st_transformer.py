@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from stimpute_core import masks, metrics
-from stimpute_core.baselines import MeanImputer
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
 from stimpute_core.models import MODEL_NAMES, make_imputer
+from stimpute_core.models.baselines import MeanImputer
 from stimpute_core.models.st_transformer.core import (
     Attention,
     STTransformer,
@@ -20,10 +20,15 @@ from stimpute_core.models.st_transformer.data import (
     IncompatibleDataError,
     Normalizer,
     encode,
-    window_starts,
 )
 from stimpute_core.models.st_transformer.model import STTransformerImputer
-from stimpute_core.training import SampleSet, TrainingSettings, hide_entries, train_network
+from stimpute_core.models.st_transformer.training import (
+    SampleSet,
+    TrainingSettings,
+    hide_entries,
+    train_network,
+)
+from stimpute_core.models.windows import window_starts
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +328,7 @@ def test_shipped_checkpoint_fits_the_builtin_scenario():
 def test_imputation_precision(small, trained):
     """bfloat16 imputation is applied (the values move) and stays within 1e-3 m³/m³ of float32;
     an unknown precision is refused."""
-    from stimpute_core.training import autocast_dtype, bf16_native
+    from stimpute_core.models.st_transformer.training import autocast_dtype, bf16_native
 
     cpu = torch.device("cpu")
     assert autocast_dtype("float32", cpu) is None
@@ -333,7 +338,7 @@ def test_imputation_precision(small, trained):
     with pytest.raises(ValueError, match="precision='half'"):
         autocast_dtype("half", cpu)
     with pytest.raises(ValueError, match="impute_precision='fp16'"):
-        STTransformerImputer(impute_precision="fp16")
+        STTransformerImputer(impute_precision="fp16").fit(small)
     before = trained.impute_precision
     try:
         trained.impute_precision = "float32"

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from stimpute_core.baselines import make_imputer
 from stimpute_core.data.contract import IGBP_CLASSES, INSITU, TARGET, TRUTH
 from stimpute_core.data.grid import TXSON_BOX, GridBox, xy_to_lonlat
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
 from stimpute_core.data.selection import station_cells
 from stimpute_core.masks import apply_holdout
+from stimpute_core.models import make_imputer
 from stimpute_core.validation import (
     CELL_COLUMNS,
     EVALUATION_HOLDOUT,

@@ -1,4 +1,4 @@
-"""Data: the contract, the built-in TxSON scenario, selection and NetCDF input/output."""
+"""Data: the contract, the built-in TxSON scenario, selection, NetCDF input/output and readers."""
 
 from .contract import (
     DYNAMIC_COVARIATES,
@@ -12,7 +12,7 @@ from .contract import (
     land_cover_classes,
     validate,
 )
-from .io import open_dataset, write_netcdf
+from .io import atomic_write, open_dataset, write_netcdf
 from .selection import REGIONS, parse_region, select_region, select_time, station_cells
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "TARGET",
     "TRUTH",
     "ContractError",
+    "atomic_write",
     "covariate_names",
     "land_cover_classes",
     "open_dataset",

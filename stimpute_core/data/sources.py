@@ -7,11 +7,15 @@ refusing any name that does not resolve to an entry inside the folder:
 - ``contract``: a contract NetCDF file (``*.nc``), opened and validated; it replaces the data;
 - ``recipe``: a build recipe (``*.toml``, see :mod:`.readers.build`); the built Dataset replaces
   the data;
-- ``granules``: a folder holding SPL2SMAP_S granules (``*.h5``); they replace the observations
-  (``soil_moisture``) of the current Dataset on its grid and days, keeping its covariates, so the
-  real overpasses can be studied with the scenario's (or a recipe's) covariates;
+- ``granules``: a folder holding SPL2SMAP_S granules (``*.h5``, ``*.he5``, ``*.hdf5``); they
+  replace the observations (``soil_moisture``) of the current Dataset on its grid and days,
+  keeping its covariates, so the real overpasses can be studied with the scenario's (or a
+  recipe's) covariates;
 - ``ismn`` (a ``*.zip`` archive or a folder holding ``*.stm`` files) and ``csv`` (a TxSON-style
   in-situ CSV): stations, which replace the current Dataset's stations.
+
+What kind an entry is, and so which reader reads it, is decided by
+:func:`.readers.formats.path_kind`, the same rule the recipe and the CLI's readers follow.
 """
 
 from __future__ import annotations
@@ -27,11 +31,9 @@ import xarray as xr
 
 from .contract import TARGET, validate
 from .io import open_dataset
+from .readers.formats import KINDS, path_kind
 from .readers.report import LoadReport, ReaderError
 from .selection import data_extent
-
-KINDS = ("contract", "recipe", "granules", "ismn", "csv")
-_GRANULE_SUFFIXES = (".h5", ".he5", ".hdf5")
 
 
 @dataclass(frozen=True)
@@ -46,27 +48,6 @@ class Source:
         return f"{self.name} ({self.kind})"
 
 
-def _kind(path: Path) -> str | None:
-    if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix in (".nc", ".nc4"):
-            return "contract"
-        if suffix == ".toml":
-            return "recipe"
-        if suffix == ".zip":
-            return "ismn"
-        if suffix == ".csv":
-            return "csv"
-        return None
-    if path.is_dir():
-        files = [p for p in path.iterdir() if p.is_file()]
-        if any(p.suffix.lower() in _GRANULE_SUFFIXES for p in files):
-            return "granules"
-        if any(p.suffix.lower() == ".stm" for p in path.rglob("*.stm")):
-            return "ismn"
-    return None
-
-
 def list_sources(root: str | os.PathLike) -> list[Source]:
     """Loadable entries directly inside ``root``, sorted by name; an absent folder offers none."""
     root = Path(root)
@@ -76,7 +57,7 @@ def list_sources(root: str | os.PathLike) -> list[Source]:
     for path in sorted(root.iterdir()):
         if path.name.startswith(".") or path.is_symlink():
             continue
-        kind = _kind(path)
+        kind = path_kind(path)
         if kind:
             out.append(Source(path.name, kind))
     return out
@@ -90,7 +71,7 @@ def resolve_source(root: str | os.PathLike, name: str) -> tuple[Path, str]:
     path = (root / name).resolve()
     if path.parent != root:
         raise ValueError(f"data source {name!r} is not inside the data folder")
-    kind = _kind(path)
+    kind = path_kind(path)
     if kind is None:
         known = ", ".join(s.name for s in list_sources(root)) or "none"
         raise ValueError(
@@ -140,8 +121,10 @@ def load_source(
     ``current`` is left untouched; the result is validated against the contract.
     """
     from .readers.build import build_from_recipe
-    from .readers.insitu import attach_stations, read_insitu_csv, read_ismn
-    from .readers.smap import read_smap_cube
+    from .readers.insitu_csv import read_insitu_csv
+    from .readers.ismn import read_ismn
+    from .readers.spl2smap_s import read_smap_cube
+    from .readers.stations import attach_stations
 
     say = progress or (lambda _m: None)
     path, kind = resolve_source(root, name)
@@ -157,10 +140,8 @@ def load_source(
         ds, report = build_from_recipe(path, progress=say)
     elif kind == "granules":
         say(f"reading granules in {name}")
-        files = sorted(
-            str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in _GRANULE_SUFFIXES
-        )
-        cube, report = read_smap_cube(files, region=_padded_extent(current), start=start, end=end)
+        # The folder itself, so the granules taken are those the CLI's reader takes.
+        cube, report = read_smap_cube(path, region=_padded_extent(current), start=start, end=end)
         ds = replace_observations(current, cube)
         ds.attrs["observations"] = f"SPL2SMAP_S granules from {name}"
     else:

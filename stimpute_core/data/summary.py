@@ -81,3 +81,23 @@ def daily_coverage(ds: xr.Dataset) -> pd.Series:
     """Fraction of cells observed on each day: shows the overpass pattern."""
     cover = np.isfinite(ds[TARGET].values).mean(axis=(1, 2))
     return pd.Series(cover, index=pd.DatetimeIndex(ds["time"].values), name="coverage")
+
+
+def sparsity(ds: xr.Dataset) -> dict[str, float | int]:
+    """How sparse the target is: the overall missing rate and how often a day has data.
+
+    Returns ``missing_percent`` (share of cell-days without an observation, in %),
+    ``days_with_observations`` (days on which at least one cell is observed), ``days`` (days in
+    ``ds``) and ``median_gap_days`` (median spacing of the observed days, in days: the typical
+    revisit; NaN with fewer than two observed days).
+    """
+    observed = np.isfinite(ds[TARGET].values)
+    times = pd.DatetimeIndex(ds["time"].values)
+    days = times[observed.any(axis=tuple(range(1, observed.ndim)))]
+    gaps = np.diff(days.values) / np.timedelta64(1, "D")
+    return {
+        "missing_percent": float(100.0 * (1.0 - observed.mean())),
+        "days_with_observations": len(days),
+        "days": len(times),
+        "median_gap_days": float(np.median(gaps)) if len(gaps) else float("nan"),
+    }

@@ -1,9 +1,13 @@
-"""Every imputer by name: baselines (covariate-blind and covariate-aware), the ST-Transformer with
-its ablations, and PyPOTS peers.
+"""Every imputer, registered in one place: baselines (covariate-blind and covariate-aware), the
+ST-Transformer with its ablations, and the PyPOTS peers.
 
-``make_imputer(name, **options)`` builds one. Options that only the ST-Transformer understands
-(``profile``, ``mask_kind``, ``seed``, ``epochs``, ``max_minutes``, ``device``) are ignored by the
-baselines, so one benchmark loop can pass the same options to every model.
+Layout: :mod:`.base` (the interface), :mod:`.baselines` (covariate-blind), :mod:`.covariate`
+(references that use the covariates), :mod:`.pypots` (peers), :mod:`.st_transformer` (the
+network, its inputs, prior and training loop), :mod:`.pretrained` (a fitted model in the same
+loop as models to fit), :mod:`.checks` (the conformance suite every registered model passes);
+:mod:`.features`, :mod:`.smoothing` and :mod:`.windows` are the parts several models share.
+
+``make_imputer(name, **options)`` builds one by its registry key, which is also its ``name``.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ..baselines import BASELINES
-from ..covariate_baselines import COVARIATE_BASELINES
-from ..imputation import Imputer
+from .base import Imputer
+from .baselines import BASELINES
+from .covariate import COVARIATE_BASELINES
+from .pypots import PEERS
 
 #: ST-Transformer variants: the paper's two spatial attentions and its ablations, and the
 #: ablations of the inputs this package adds (``st-transformer-paper`` has none of them).
@@ -38,7 +43,8 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
 #: The ST-Transformer's profiles (``PROFILES`` in its model module, which imports torch; a
 #: test keeps the two in step).
 PROFILE_NAMES = ("tiny", "quick", "long", "paper")
-ST_OPTIONS = (
+#: Options of a benchmark run that :func:`make_imputer` passes to each model that takes them.
+RUN_OPTIONS = (
     "profile",
     "mask_kind",
     "seed",
@@ -49,8 +55,6 @@ ST_OPTIONS = (
     "impute_stride",
     "impute_precision",
 )
-#: Peers from PyPOTS (optional extra ``peers``), cells as features.
-PEERS = {"saits": "SAITS", "brits": "BRITS", "csdi": "CSDI"}
 #: Every baseline by name: the covariate-blind ones, then those that use the covariates.
 ALL_BASELINES = {**BASELINES, **COVARIATE_BASELINES}
 MODEL_NAMES = (*ALL_BASELINES, *ST_VARIANTS, *PEERS)
@@ -76,27 +80,36 @@ def installed_models() -> list[str]:
     return [*ALL_BASELINES, *ST_VARIANTS, *peers]
 
 
+def _accepts(cls: type, name: str) -> bool:
+    return name in inspect.signature(cls).parameters
+
+
 def make_imputer(name: str, **options: Any) -> Imputer:
-    """An unfitted imputer called ``name`` (see :data:`MODEL_NAMES`)."""
-    if name in ALL_BASELINES:
-        cls = ALL_BASELINES[name]
-        # A baseline with a random element (MICE's subsample, the forest) follows the run's seed.
-        takes_seed = "seed" in inspect.signature(cls).parameters
-        return cls(seed=options["seed"]) if takes_seed and "seed" in options else cls()
+    """An unfitted imputer called ``name`` (see :data:`MODEL_NAMES`).
+
+    ``options`` are constructor settings of that model (``make_imputer("idw", power=3)``) or
+    run options (:data:`RUN_OPTIONS`: ``seed``, ``profile``, ``epochs`` ...), which one benchmark
+    loop passes to every model: a model takes the run options its constructor has and ignores the
+    others (a baseline has no ``profile``). Any other option is refused, naming the allowed ones,
+    so a misspelt setting is never dropped without a word. ``None`` leaves a setting at its default.
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}: choose from {', '.join(MODEL_NAMES)}")
     if name in ST_VARIANTS:
         from .st_transformer.model import STTransformerImputer
 
-        unknown = sorted(set(options) - set(ST_OPTIONS))
-        if unknown:  # a misspelt or unsupported option must not be dropped without a word
-            raise ValueError(
-                f"{name}: unknown option(s) {', '.join(unknown)}; expected some of "
-                f"{', '.join(ST_OPTIONS)}"
-            )
-        chosen = {k: v for k, v in options.items() if v is not None}
-        return STTransformerImputer(**ST_VARIANTS[name], **chosen)
-    if name in PEERS:
-        from ..peers import PyPOTSImputer
-
-        epochs = options.get("epochs") or 30
-        return PyPOTSImputer(model=PEERS[name], seed=options.get("seed", 0), epochs=epochs)
-    raise ValueError(f"unknown model {name!r}: choose from {', '.join(MODEL_NAMES)}")
+        cls: type = STTransformerImputer
+        fixed = dict(ST_VARIANTS[name])
+    elif name in PEERS:
+        cls, fixed = PEERS[name], {}
+    else:
+        cls, fixed = ALL_BASELINES[name], {}
+    allowed = [p for p in inspect.signature(cls).parameters if p not in fixed]
+    unknown = sorted(k for k in options if k not in allowed and k not in RUN_OPTIONS)
+    if unknown:
+        raise ValueError(
+            f"{name}: unknown option(s) {', '.join(unknown)}; expected some of "
+            f"{', '.join(sorted({*allowed, *RUN_OPTIONS}))}"
+        )
+    chosen = {k: v for k, v in options.items() if v is not None and _accepts(cls, k)}
+    return cls(**fixed, **chosen)

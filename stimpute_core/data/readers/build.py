@@ -8,7 +8,7 @@ recipe's folder and may be globs. Only ``[smap]`` is required::
     end = "2022-12-31"
 
     [smap]                           # SPL2SMAP_S granules -> soil_moisture
-    granules = "granules/"           # a folder of .h5 files, or a list of files/globs
+    granules = "granules/"           # a folder of .h5/.he5/.hdf5 files, or a list of files/globs
     resolution = "1km"               # or "3km"
     quality = "recommended"          # or "all"
 
@@ -50,10 +50,9 @@ import xarray as xr
 from ..contract import validate
 from ..grid import box_for_region
 from ..selection import parse_region
+from .formats import GRANULE_SUFFIXES, NETCDF_SUFFIXES, files_in
 from .report import LoadReport, ReaderError
 
-_HDF5 = (".h5", ".he5", ".hdf5")
-_NETCDF = (".nc", ".nc4")
 _SECTIONS = {"region", "start", "end", "smap", "sm_36km", "daymet", "static", "insitu"}
 
 
@@ -83,15 +82,14 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
 def _expand(base: Path, spec: str | list[str], suffixes: tuple[str, ...]) -> list[Path]:
     """Files named by a path, folder or glob (or a list of them), relative to ``base``.
 
-    From a folder only files with one of ``suffixes`` are taken, so sidecar files that come with
-    downloads (NSIDC's ``.xml``, say) are not mistaken for bad data files.
+    From a folder only files with one of ``suffixes`` are taken (:func:`.formats.files_in`).
     """
     specs = [spec] if isinstance(spec, str) else list(spec)
     out: list[Path] = []
     for item in specs:
         full = base / item
         if full.is_dir():
-            out += sorted(p for p in full.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            out += files_in(full, suffixes)
         elif any(ch in item for ch in "*?["):
             out += sorted(Path(p) for p in glob.glob(str(full)))
         else:
@@ -103,9 +101,13 @@ def build_from_recipe(
     path: str | os.PathLike, *, progress: Callable[[str], None] | None = None
 ) -> tuple[xr.Dataset, LoadReport]:
     """Read every piece a recipe names and merge it into one contract Dataset."""
-    from .covariates import read_daymet, read_static_covariates
-    from .insitu import attach_stations, read_insitu_csv, read_ismn
-    from .smap import read_sm_36km, read_smap_cube
+    from .daymet import read_daymet
+    from .insitu_csv import read_insitu_csv
+    from .ismn import read_ismn
+    from .rasters import read_static_covariates
+    from .spl2smap_s import read_smap_cube
+    from .spl3smp import read_sm_36km
+    from .stations import attach_stations
 
     path = Path(path)
     recipe = load_recipe(path)
@@ -123,7 +125,7 @@ def build_from_recipe(
     smap = recipe["smap"]
     report_msg("SMAP/Sentinel-1 granules")
     ds, part = read_smap_cube(
-        _expand(base, smap["granules"], _HDF5),
+        _expand(base, smap["granules"], GRANULE_SUFFIXES),
         region=region if isinstance(region, str) else list(region),
         start=start,
         end=end,
@@ -138,7 +140,11 @@ def build_from_recipe(
         report_msg("SMAP L3 36 km")
         sec = recipe["sm_36km"]
         sm36, part = read_sm_36km(
-            _expand(base, sec["files"], _HDF5), ds, start, end, overpass=sec.get("overpass", "AM")
+            _expand(base, sec["files"], GRANULE_SUFFIXES),
+            ds,
+            start,
+            end,
+            overpass=sec.get("overpass", "AM"),
         )
         merge(part)
         ds["sm_36km"] = sm36
@@ -146,7 +152,9 @@ def build_from_recipe(
     if "daymet" in recipe:
         report_msg("Daymet weather")
         sec = recipe["daymet"]
-        weather, part = read_daymet(_expand(base, sec["files"], _NETCDF), ds, start=start, end=end)
+        weather, part = read_daymet(
+            _expand(base, sec["files"], NETCDF_SUFFIXES), ds, start=start, end=end
+        )
         merge(part)
         for name in weather.data_vars:
             ds[name] = weather[name]

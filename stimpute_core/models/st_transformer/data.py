@@ -191,29 +191,3 @@ def encode(
         u[:, :h, :w, k] = np.broadcast_to((v - centre) / norm.y_std, (t, h, w))
         k += 1
     return y, u
-
-
-def window_starts(n_time: int, window: int, stride: int) -> list[int]:
-    """Start days of windows covering ``0..n_time-1``; the last window ends on the last day."""
-    if n_time <= window:
-        return [0]
-    starts = list(range(0, n_time - window + 1, stride))
-    if starts[-1] != n_time - window:
-        starts.append(n_time - window)
-    return starts
-
-
-def patch_origins(h: int, w: int, patch: int) -> list[tuple[int, int]]:
-    """Top-left corners of the patches tiling a padded ``h x w`` grid."""
-    return [(r, c) for r in range(0, h, patch) for c in range(0, w, patch)]
-
-
-def take(a: np.ndarray, t0: int, r0: int, c0: int, window: int, patch: int) -> np.ndarray:
-    """One sample ``(window, patch*patch, ...)`` of a ``(T, H, W, ...)`` array, padding short time."""
-    part = a[t0 : t0 + window, r0 : r0 + patch, c0 : c0 + patch]
-    if part.shape[0] < window:
-        pad = [(0, window - part.shape[0])] + [(0, 0)] * (part.ndim - 1)
-        part = np.pad(
-            part, pad, constant_values=np.nan if a.dtype.kind == "f" and a.ndim == 3 else 0
-        )
-    return part.reshape(window, patch * patch, *a.shape[3:])

@@ -6,8 +6,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,15 +14,23 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from ... import __version__
 from ...data.contract import TARGET
-from ...features import COARSE, fill_in_time, with_derived_features
-from ...imputation import Imputer, as_output, positive_int
 from ...masks import holdout_mask
-from ...training import (
+from ..base import Imputer, as_output, integer, positive_int, positive_number
+from ..features import COARSE, fill_in_time, with_derived_features
+from ..windows import OverlapMean, patch_origins, take, window_starts
+from .attention import attention_weights
+from .checkpoint import load_checkpoint, save_checkpoint
+from .core import STTransformer, STTransformerConfig
+from .data import (
+    IncompatibleDataError,
+    Normalizer,
+    encode,
+    padded_size,
+)
+from .prior import CONTEXT_NAMES, CrossFittedPrior, cell_context
+from .training import (
     PRECISIONS,
     SampleSet,
     TrainingProgress,
@@ -33,17 +39,6 @@ from ...training import (
     pick_device,
     train_network,
 )
-from .core import STTransformer, STTransformerConfig
-from .data import (
-    IncompatibleDataError,
-    Normalizer,
-    encode,
-    padded_size,
-    patch_origins,
-    take,
-    window_starts,
-)
-from .prior import CONTEXT_NAMES, CrossFittedPrior, cell_context
 
 #: Sizes and schedules. ``paper``: the paper's network and 200 epochs, meant for a GPU.
 #: ``quick``: a smaller network and a time budget sized for a 2-core CPU. ``tiny``: seconds, for
@@ -79,9 +74,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
 }
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-PRIOR_FILE = "prior.skops"
 #: Checkpoints shipped with the package, trained by ``stimpute train`` on the built-in scenario.
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 DEFAULT_PRETRAINED = "txson-quick"
@@ -127,7 +119,7 @@ class STTransformerImputer(Imputer):
     ``derived_inputs=False, cell_context=False, prior=None`` is the paper's model):
 
     - ``derived_inputs``: rain memories, days since rain, the season and the coarse product's
-      anomaly (:mod:`stimpute_core.features`), as time-varying covariates;
+      anomaly (:mod:`stimpute_core.models.features`), as time-varying covariates;
     - ``cell_context``: each cell's observed mean, spread and offset from the coarse product;
     - ``prior``: a reference (``"boosting"``, ``"regression"``, ``"coarse"``, ...) whose
       estimate the network corrects, cross-fitted by date over ``prior_folds`` groups of days
@@ -168,8 +160,6 @@ class STTransformerImputer(Imputer):
         seed: int = 0,
         device: str | None = None,
     ):
-        if profile not in PROFILES:
-            raise ValueError(f"profile={profile!r}: expected one of {', '.join(PROFILES)}")
         self.profile = profile
         self.spatial = spatial
         self.temporal = temporal
@@ -178,35 +168,47 @@ class STTransformerImputer(Imputer):
         self.norm = norm
         self.spatial_embedding = spatial_embedding
         self.mask_kind = mask_kind
-        self.derived_inputs = bool(derived_inputs)
-        self.cell_context = bool(cell_context)
-        if prior is not None and (not isinstance(prior, str) or prior.startswith("st-")):
-            raise ValueError(f"prior={prior!r}: expected the name of a reference or None")
+        self.derived_inputs = derived_inputs
+        self.cell_context = cell_context
         self.prior = prior
-        self.prior_folds = positive_int("prior_folds", prior_folds)
-        if prior_smooth not in (None, True, False):
-            raise ValueError(f"prior_smooth={prior_smooth!r}: expected True, False or None")
+        self.prior_folds = prior_folds
         self.prior_smooth = prior_smooth
-        if self.prior_folds < 2:
-            raise ValueError(f"prior_folds must be at least 2, got {prior_folds!r}")
-        self.day_pool = bool(day_pool)
+        self.day_pool = day_pool
         self.epochs = epochs
         self.max_minutes = max_minutes
         self.patience = patience
         self.impute_stride = impute_stride
-        if impute_precision not in PRECISIONS:
-            raise ValueError(
-                f"impute_precision={impute_precision!r}: expected one of {', '.join(PRECISIONS)}"
-            )
         self.impute_precision = impute_precision
         self.seed = seed
         self.device = device
-        self.net_: STTransformer | None = None
-        self.normalizer_: Normalizer | None = None
-        self.history_: list[dict] = []
-        self.cancelled_ = False
-        self.training_: dict = {}
-        self.prior_model_: CrossFittedPrior | None = None
+
+    def _validate_params(self) -> None:
+        """Check the settings the network and its inputs are built from (``fit`` calls it)."""
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile={self.profile!r}: expected one of {', '.join(PROFILES)}")
+        prior = self.prior
+        if prior is not None and (not isinstance(prior, str) or prior.startswith("st-")):
+            raise ValueError(f"prior={prior!r}: expected the name of a reference or None")
+        if positive_int("prior_folds", self.prior_folds) < 2:
+            raise ValueError(f"prior_folds must be at least 2, got {self.prior_folds!r}")
+        for flag in ("temporal", "use_covariates", "derived_inputs", "cell_context", "day_pool"):
+            if not isinstance(getattr(self, flag), bool | np.bool_):
+                raise ValueError(f"{flag}={getattr(self, flag)!r}: expected True or False")
+        if self.prior_smooth not in (None, True, False):
+            raise ValueError(f"prior_smooth={self.prior_smooth!r}: expected True, False or None")
+        if self.mask_kind not in ("time_slice", "point"):
+            raise ValueError(f"mask_kind={self.mask_kind!r}: expected 'time_slice' or 'point'")
+        for count in ("epochs", "patience", "impute_stride"):
+            if getattr(self, count) is not None:
+                positive_int(count, getattr(self, count))
+        if self.max_minutes is not None and not positive_number(self.max_minutes):
+            raise ValueError(f"max_minutes={self.max_minutes!r}: expected a positive number")
+        if self.impute_precision not in PRECISIONS:
+            raise ValueError(
+                f"impute_precision={self.impute_precision!r}: expected one of "
+                f"{', '.join(PRECISIONS)}"
+            )
+        integer("seed", self.seed)
 
     def _configs(self, n_covariates: int) -> tuple[STTransformerConfig, TrainingSettings]:
         prof = PROFILES[self.profile]
@@ -232,6 +234,12 @@ class STTransformerImputer(Imputer):
             mask_kind=self.mask_kind, seed=self.seed, device=self.device, **train
         )
         return net, settings
+
+    @property
+    def transferable(self) -> bool:  # type: ignore[override]
+        """Another grid of the trained spacing is imputed (the network and the boosting prior
+        work from each cell's own inputs) unless the prior is a per-cell reference."""
+        return self._prior() in (None, "boosting", "boosting-smooth")
 
     def _prior_smooth(self) -> bool:
         if self.prior_smooth is None:
@@ -291,11 +299,13 @@ class STTransformerImputer(Imputer):
     ) -> STTransformerImputer:
         """Train on the observed values of ``ds`` (self-supervised); keep the best weights.
 
-        ``callbacks`` receive a :class:`~stimpute_core.training.TrainingProgress` after every step
+        ``callbacks`` receive a :class:`~stimpute_core.models.st_transformer.training.TrainingProgress` after every step
         and validation; ``cancel`` (e.g. a ``threading.Event``) stops training between steps, and
         the best weights so far are kept (``cancelled_`` is then True).
         """
+        self._validate_params()
         torch.manual_seed(self.seed)
+        self.prior_model_: CrossFittedPrior | None = None
         ds = self._with_inputs(ds)
         values = np.asarray(ds[TARGET].values, dtype=np.float64)
         observed = np.isfinite(values)
@@ -345,8 +355,7 @@ class STTransformerImputer(Imputer):
         stride = self.impute_stride or max(1, cfg.window // 2)
         device = self._device()
         net = self.net_.to(device)
-        total = np.zeros((max(t, cfg.window), hp, wp), np.float64)
-        count = np.zeros_like(total)
+        acc = OverlapMean((max(t, cfg.window), hp, wp))
         index = [
             (t0, r0, c0)
             for t0 in window_starts(t, cfg.window, stride)
@@ -367,11 +376,10 @@ class STTransformerImputer(Imputer):
                 )
             pred = pred.float().cpu().numpy().reshape(len(chunk), w, p, p)
             for (t0, r0, c0), values in zip(chunk, pred, strict=True):
-                total[t0 : t0 + w, r0 : r0 + p, c0 : c0 + p] += values
-                count[t0 : t0 + w, r0 : r0 + p, c0 : c0 + p] += 1
+                acc.add(values, t0, r0, c0)
         self.net_.cpu()
         h, wd = ds[TARGET].shape[1:]
-        out = (total / np.maximum(count, 1))[:t, :h, :wd] * self.normalizer_.y_std
+        out = acc.mean()[:t, :h, :wd] * self.normalizer_.y_std
         return out + (self.normalizer_.y_mean if offset is None else offset)
 
     def check(self, ds: xr.Dataset) -> None:
@@ -412,176 +420,20 @@ class STTransformerImputer(Imputer):
         assert self.net_ is not None
         return {**self.get_params(), "network": self.net_.cfg.to_dict()}
 
-    # -- checkpoints ---------------------------------------------------------------------------
+    # -- checkpoints and attention (in their own modules) --------------------------------------
 
     def save(self, path: str | os.PathLike, *, command: str | None = None) -> Path:
-        """Write a self-describing checkpoint directory atomically.
-
-        It holds ``model.safetensors`` (weights only: loading never unpickles anything) and
-        ``config.json`` with the imputer settings, network configuration, normalisation
-        statistics, covariate names and order, patch geometry, training history and the
-        package version (and ``command`` when given, to record how it was made), and with a
-        prior, ``prior.skops``: the fitted reference, which loading reads without unpickling
-        and only with the types of :data:`.prior.TRUSTED_TYPES`.
-        """
-        self._check_fitted("net_", "normalizer_")
-        assert self.net_ is not None and self.normalizer_ is not None
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the checkpoint from other users
-        try:
-            save_file(
-                {k: v.contiguous() for k, v in self.net_.state_dict().items()}, tmp / WEIGHTS_FILE
-            )
-            meta = {
-                "format": "stimpute-st-transformer/1",
-                "stimpute_version": __version__,
-                "imputer": self.get_params(),
-                "network": self.net_.cfg.to_dict(),
-                "normalizer": self.normalizer_.to_dict(),
-                "training": self.training_,
-                "history": self.history_,
-                "cancelled": self.cancelled_,
-                "saved": pd.Timestamp.now(tz="UTC").isoformat(),
-            }
-            if command:
-                meta["command"] = command
-            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-            if self.prior_model_ is not None:
-                self.prior_model_.save(tmp / PRIOR_FILE)
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        """Write a self-describing checkpoint directory atomically (see :mod:`.checkpoint`)."""
+        return save_checkpoint(self, path, command=command)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> STTransformerImputer:
         """Load a checkpoint written by :meth:`save`; no hyperparameters needed."""
-        path = Path(path)
-        cfg_file, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
-        if not cfg_file.is_file() or not weights.is_file():
-            raise FileNotFoundError(
-                f"{path}: not an ST-Transformer checkpoint (expected {CONFIG_FILE} and {WEIGHTS_FILE})"
-            )
-        try:
-            meta = json.loads(cfg_file.read_text())
-            params = dict(meta["imputer"])
-            net_cfg = STTransformerConfig.from_dict(meta["network"])
-            norm = Normalizer.from_dict(meta["normalizer"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{cfg_file}: malformed checkpoint configuration ({err})") from err
-        if device is not None:
-            params["device"] = device
-        # Checkpoints from before the added inputs were trained with the paper's inputs only.
-        for key, paper in (
-            ("derived_inputs", False),
-            ("cell_context", False),
-            ("prior", None),
-            ("day_pool", False),
-        ):
-            params.setdefault(key, paper)
-        model = cls(**params)
-        net = STTransformer(net_cfg)
-        try:
-            net.load_state_dict(load_file(weights))
-        except (RuntimeError, OSError, SafetensorError) as err:
-            raise ValueError(f"{weights}: weights do not match the configuration ({err})") from err
-        if model._prior() is not None:
-            if not (path / PRIOR_FILE).is_file():
-                raise ValueError(
-                    f"{path}: the checkpoint was trained with prior={model.prior!r} but holds "
-                    f"no {PRIOR_FILE}"
-                )
-            model.prior_model_ = CrossFittedPrior.load(path / PRIOR_FILE)
-        model.net_ = net.eval()
-        model.normalizer_ = norm
-        model.history_ = meta.get("history", [])
-        model.training_ = meta.get("training", {})
-        model.cancelled_ = bool(meta.get("cancelled", False))
-        return model
+        return load_checkpoint(cls, path, device=device)
 
-    # -- attention -----------------------------------------------------------------------------
-
-    @torch.no_grad()
     def attention(self, ds: xr.Dataset, iy: int, ix: int, day: str | pd.Timestamp) -> dict:
-        """Attention of cell ``(iy, ix)`` on ``day``, per layer and head, ready to draw.
-
-        Returns ``{"days": DatetimeIndex of the window, "cells": (rows, cols) of the patch,
-        "layers": [{"temporal": (heads, T) weights over the window's days,
-        "spatial": [(heads, P, P) weights over the patch cells, one per spatial block]}]}``.
-        Each set of weights sums to one over its keys.
-        """
-        self._check_fitted("net_", "normalizer_")
-        assert self.net_ is not None and self.normalizer_ is not None
-        cfg = self.net_.cfg
-        times = pd.DatetimeIndex(ds["time"].values)
-        ti = int(times.get_indexer([pd.Timestamp(day)])[0])
-        if ti < 0:
-            raise ValueError(
-                f"day {day} is not in the Dataset ({times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d})"
-            )
-        h, w = ds[TARGET].shape[1:]
-        if not (0 <= iy < h and 0 <= ix < w):
-            raise ValueError(f"cell ({iy}, {ix}) is outside the {h} x {w} grid")
-        y, u, _ = self._encode_cached(ds)
-        t0 = int(np.clip(ti - cfg.window // 2, 0, max(0, len(times) - cfg.window)))
-        r0, c0 = iy // cfg.patch * cfg.patch, ix // cfg.patch * cfg.patch
-        ys = take(y, t0, r0, c0, cfg.window, cfg.patch)[None]
-        us = take(u, t0, r0, c0, cfg.window, cfg.patch)[None]
-        q_t, q_n = ti - t0, (iy - r0) * cfg.patch + (ix - c0)
-        net = self.net_
-        net.set_capture(True)
-        try:
-            net(
-                torch.as_tensor(np.nan_to_num(ys)),
-                torch.as_tensor(np.isfinite(ys)),
-                torch.as_tensor(us) if us.shape[-1] else None,
-            )
-            layers = []
-            for layer in net.layers:
-                entry: dict[str, Any] = {"temporal": None, "spatial": []}
-                if layer.temporal is not None:
-                    wts = layer.temporal.fn.weights  # (N, heads, T, T) for the one sample
-                    entry["temporal"] = wts[q_n, :, q_t, :].numpy()
-                for block in layer.spatial:
-                    fn = block.fn
-                    wts = fn.attn.weights if hasattr(fn, "attn") else fn.weights
-                    entry["spatial"].append(_spatial_map(fn, wts, q_t, q_n, cfg.patch))
-                layers.append(entry)
-        finally:
-            net.set_capture(False)
-        return {
-            "days": times[t0 : t0 + cfg.window],
-            "query": {"day": times[ti], "row": iy, "col": ix},
-            "patch_origin": (r0, c0),
-            "layers": layers,
-        }
-
-
-def _spatial_map(fn, weights: torch.Tensor, q_t: int, q_n: int, patch: int) -> np.ndarray:
-    """(heads, P, P) attention of query cell ``q_n`` on day ``q_t`` over the patch's cells."""
-    n = patch * patch
-    heads = weights.shape[1]
-    grid = np.zeros((heads, n), np.float32)
-    if hasattr(fn, "order"):  # window attention: weights are (T * nW, heads, ww, ww)
-        ww = fn.window * fn.window
-        n_win = n // ww
-        pos = int(fn.inverse[q_n])
-        win, j = pos // ww, pos % ww
-        row = weights[q_t * n_win + win, :, j, :].numpy()  # (heads, ww)
-        grid[:, fn.window_of(q_n).numpy()] = row
-    else:  # global attention: (T, heads, N, N)
-        grid[:] = weights[q_t, :, q_n, :].numpy()
-    return grid.reshape(heads, patch, patch)
+        """Attention of cell ``(iy, ix)`` on ``day`` per layer and head (see :mod:`.attention`)."""
+        return attention_weights(self, ds, iy, ix, day)
 
 
 __all__ = ["PROFILES", "IncompatibleDataError", "STTransformerImputer", "padded_size"]

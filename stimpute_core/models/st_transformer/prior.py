@@ -35,6 +35,7 @@ what the per-cell references know about a cell and a 72-day window does not show
 from __future__ import annotations
 
 import inspect
+import io
 import zipfile
 from pathlib import Path
 
@@ -43,11 +44,13 @@ import pandas as pd
 import skops.io as sio
 import xarray as xr
 
-from ...boosting import GradientBoostingImputer, predict_by_day
 from ...data.contract import TARGET
-from ...features import derived_features
-from ...imputation import Imputer
-from ...smoothing import choose_smoother, smoothed_departures
+from ..base import Imputer
+from ..baselines import BASELINES
+from ..covariate import COVARIATE_BASELINES
+from ..covariate.boosting import GradientBoostingImputer, predict_by_day
+from ..features import derived_features
+from ..smoothing import choose_smoother, smoothed_departures
 
 #: Names of the cell-context channels, in order.
 CONTEXT_NAMES = ("cell_mean", "cell_sd", "cell_coarse_offset")
@@ -62,21 +65,43 @@ TRUSTED_TYPES = (
     "functools.partial",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
-    "stimpute_core.boosting.GradientBoostingImputer",
-    "stimpute_core.boosting.SmoothedBoostingImputer",
-    "stimpute_core.covariate_baselines.CoarseOffsetImputer",
-    "stimpute_core.covariate_baselines.CovariateRegressionImputer",
+    "stimpute_core.models.covariate.boosting.GradientBoostingImputer",
+    "stimpute_core.models.covariate.boosting.SmoothedBoostingImputer",
+    "stimpute_core.models.covariate.regression.CoarseOffsetImputer",
+    "stimpute_core.models.covariate.regression.CovariateRegressionImputer",
 )
+#: Where the references lived before every imputer moved under ``stimpute_core.models``: a prior
+#: saved then (the shipped checkpoint) names these modules, and loading maps them to today's.
+LEGACY_MODULES = {
+    "stimpute_core.boosting": "stimpute_core.models.covariate.boosting",
+    "stimpute_core.covariate_baselines": "stimpute_core.models.covariate.regression",
+}
+
+
+def _read_prior_file(path: Path) -> bytes:
+    """The bytes of a saved prior, with module paths of :data:`LEGACY_MODULES` renamed in its
+    schema (the arrays are left as they are)."""
+    data = Path(path).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin:
+        schema = zin.read("schema.json").decode()
+        renamed = schema
+        for old, new in LEGACY_MODULES.items():
+            renamed = renamed.replace(f'"__module__": "{old}"', f'"__module__": "{new}"')
+        if renamed == schema:
+            return data
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zout:
+            for item in zin.infolist():
+                body = renamed.encode() if item.filename == "schema.json" else zin.read(item)
+                zout.writestr(item.filename, body)
+    return out.getvalue()
 
 
 def _reference(name: str, seed: int) -> Imputer:
-    from .. import ALL_BASELINES
-
-    if name not in ALL_BASELINES:
-        raise ValueError(
-            f"prior={name!r}: expected one of the references {', '.join(ALL_BASELINES)}"
-        )
-    cls = ALL_BASELINES[name]
+    references = {**BASELINES, **COVARIATE_BASELINES}
+    if name not in references:
+        raise ValueError(f"prior={name!r}: expected one of the references {', '.join(references)}")
+    cls = references[name]
     settings = dict(PRIOR_SETTINGS.get(name, {}))
     if "seed" in inspect.signature(cls).parameters:
         settings["seed"] = seed
@@ -186,7 +211,7 @@ class CrossFittedPrior:
     ) -> CrossFittedPrior:
         """Fit on the observations of ``ds``, the ``exclude`` entries blanked for every fit;
         with ``smooth``, pick the smoother by leave-one-out error
-        (:func:`~stimpute_core.smoothing.choose_smoother`)."""
+        (:func:`~stimpute_core.models.smoothing.choose_smoother`)."""
         if folds < 2:
             raise ValueError(f"prior folds must be at least 2, got {folds}")
         values = ds[TARGET].values
@@ -269,14 +294,18 @@ class CrossFittedPrior:
         A file holding a bare list is a prior written before the full reference: its days keep
         the multiplicative hash they were grouped by.
         """
-        untrusted = sio.get_untrusted_types(file=path)
+        try:
+            data = _read_prior_file(path)
+        except (OSError, KeyError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: not a prior written by this package ({err})") from err
+        untrusted = sio.get_untrusted_types(data=data)
         unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
         if unexpected:
             raise ValueError(
                 f"{path}: the saved prior holds types this package does not load: "
                 f"{', '.join(unexpected)}"
             )
-        state = sio.load(path, trusted=untrusted)
+        state = sio.loads(data, trusted=untrusted)
         if isinstance(state, list):
             state = {"scheme": "multiplicative", "folds": state, "full": None, "seen": None}
         models = state.get("folds") if isinstance(state, dict) else None

@@ -3,7 +3,7 @@ reference for whole missing days.
 
 One model for all cells (scikit-learn's ``HistGradientBoostingRegressor``), one row per observed
 (day, cell): the time-varying covariates as they are (the trees take their gaps), the derived
-inputs of :mod:`stimpute_core.features` (rain memories of several lengths, days since rain, the
+inputs of :mod:`stimpute_core.models.features` (rain memories of several lengths, days since rain, the
 season, the coarse product filled and its anomaly), the static fields and the land-cover code
 as a category. It sees no neighbour and no other day of soil moisture, so it is the reference a
 spatiotemporal model has to beat with what it adds, not with the covariates alone.
@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .baselines import _CellMeanImputer, _target_values
-from .data.contract import LAND_COVER, TARGET, covariate_names
-from .features import derived_features
-from .imputation import as_output, positive_int
-from .smoothing import choose_smoother, smoothed_departures
+from ...data.contract import LAND_COVER, TARGET, covariate_names
+from ..base import as_output, integer, positive_int, positive_number
+from ..baselines.common import _CellMeanImputer, _target_values
+from ..features import derived_features
+from ..smoothing import choose_smoother, smoothed_departures
 
 #: Days per block when building feature rows for prediction (bounds memory on long cubes).
 _BLOCK_DAYS = 256
@@ -37,8 +37,8 @@ class GradientBoostingImputer(_CellMeanImputer):
     """
 
     name: ClassVar[str] = "boosting"
-    model_: Any = None
-    columns_: list[str] | None = None
+    model_: Any
+    columns_: list[str]
 
     def __init__(
         self,
@@ -47,12 +47,17 @@ class GradientBoostingImputer(_CellMeanImputer):
         max_leaf_nodes: int = 31,
         seed: int = 0,
     ):
-        self.max_iter = positive_int("max_iter", max_iter)
-        self.max_leaf_nodes = positive_int("max_leaf_nodes", max_leaf_nodes)
-        if not 0 < learning_rate <= 1:
-            raise ValueError(f"learning_rate must be in (0, 1], got {learning_rate!r}")
-        self.learning_rate = float(learning_rate)
-        self.seed = int(seed)
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.seed = seed
+
+    def _validate_params(self) -> None:
+        positive_int("max_iter", self.max_iter)
+        positive_int("max_leaf_nodes", self.max_leaf_nodes)
+        if not (positive_number(self.learning_rate) and self.learning_rate <= 1):
+            raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate!r}")
+        integer("seed", self.seed)
 
     def _columns(self, ds: xr.Dataset, derived: dict[str, np.ndarray]) -> list[str]:
         dynamic, static = covariate_names(ds)
@@ -131,7 +136,7 @@ class GradientBoostingImputer(_CellMeanImputer):
         The trees use each cell's own covariates only, so with ``check_grid=False`` they serve
         any grid (the ST-Transformer's prior does; ``impute`` keeps the fitted grid). With
         ``days`` (a boolean per day), only those days are predicted and the others are NaN;
-        ``derived`` passes :func:`~stimpute_core.features.derived_features` of ``ds`` when
+        ``derived`` passes :func:`~stimpute_core.models.features.derived_features` of ``ds`` when
         already computed.
         """
         self._check_fitted("model_", "columns_")
@@ -186,7 +191,7 @@ def predict_by_day(
 
 class SmoothedBoostingImputer(GradientBoostingImputer):
     """Boosting plus the day's observed departures from it smoothed in space (regression
-    kriging's two stages, :mod:`stimpute_core.smoothing`): the reference to beat where the rest
+    kriging's two stages, :mod:`stimpute_core.models.smoothing`): the reference to beat where the rest
     of a day is observed (point gaps).
 
     ``fit`` fits the trees, then chooses the smoother's width and shrinkage (``smooth_``) by
@@ -196,7 +201,7 @@ class SmoothedBoostingImputer(GradientBoostingImputer):
     """
 
     name: ClassVar[str] = "boosting-smooth"
-    smooth_: tuple[float, float] | None = None
+    smooth_: tuple[float, float]
 
     def fit(self, ds: xr.Dataset) -> SmoothedBoostingImputer:
         """Grow the trees, then choose the smoother on out-of-sample departures: two more

@@ -26,8 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
-from .baselines import _interpolate_time
-from .data.contract import TARGET
+from ..data.contract import TARGET
 
 #: Decays of the antecedent precipitation indices (e-folding memories of 3, 7, 14 and 33 days).
 API_DECAYS = (0.7, 0.85, 0.93, 0.97)
@@ -35,6 +34,30 @@ API_DECAYS = (0.7, 0.85, 0.93, 0.97)
 RAIN_DAY_MM = 1.0
 COARSE = "sm_36km"
 PRCP = "prcp"
+
+
+def interpolate_time(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Per-cell linear interpolation along axis 0 between finite values, edges held constant.
+
+    Vectorised with running indices of the previous and next observation (same result as
+    ``np.interp`` per cell). Cells without any finite value get ``fallback`` (y, x).
+    """
+    n_time = values.shape[0]
+    obs = np.isfinite(values)
+    t = np.arange(n_time).reshape(-1, *([1] * (values.ndim - 1)))
+    prev = np.maximum.accumulate(np.where(obs, t, -1), axis=0)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(obs, t, n_time), 0), axis=0), 0)
+    has_prev, has_next = prev >= 0, nxt < n_time
+    v_prev = np.take_along_axis(values, np.clip(prev, 0, n_time - 1), axis=0)
+    v_next = np.take_along_axis(values, np.clip(nxt, 0, n_time - 1), axis=0)
+    span = np.maximum(nxt - prev, 1)
+    frac = (t - prev) / span
+    inner = v_prev + frac * (v_next - v_prev)
+    return np.where(
+        has_prev & has_next,
+        inner,
+        np.where(has_prev, v_prev, np.where(has_next, v_next, fallback)),
+    )
 
 
 def antecedent_precipitation(prcp: np.ndarray, decay: float = 0.9) -> np.ndarray:
@@ -72,7 +95,7 @@ def fill_in_time(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(v)
     overall = float(v[finite].mean()) if finite.any() else 0.0
-    return _interpolate_time(v, np.full(v.shape[1:], overall))
+    return interpolate_time(v, np.full(v.shape[1:], overall))
 
 
 def derived_features(ds: xr.Dataset) -> dict[str, np.ndarray]:

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .models.st_transformer.core import STTransformer
-from .models.st_transformer.data import patch_origins, take, window_starts
+from ..windows import patch_origins, take, window_starts
+from .core import STTransformer
 
 
 class TrainingCancelled(RuntimeError):

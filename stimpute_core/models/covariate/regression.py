@@ -1,30 +1,17 @@
-"""Baselines that use the covariates: the coarse product plus an offset, per-cell regression,
-MICE and a random forest.
-
-A model that uses the weather and the coarse 36 km product has to be compared with simple
-methods that use them too, or a benchmark flatters it: when whole days are missing, every
-covariate-blind method can only return something close to each cell's mean. ``coarse`` and
-``regression`` are such simple references; ``mice`` and ``forest`` are the covariate methods of
-the ST-Transformer paper's tables (scikit-learn's ``IterativeImputer`` and a depth-limited
-``RandomForestRegressor``, as the paper ran them).
-
-All follow :mod:`stimpute_core.baselines`: settings in the constructor, ``fit`` learns from the
-observed ``soil_moisture`` and the covariates (never the truth), ``impute`` returns a complete
-field with the observed values passed through, falling back on the per-cell mean, and refuses
-another grid or a Dataset without the covariates it was fitted with.
-"""
+"""Simple covariate references: the coarse product plus a per-cell offset, and per-cell ridge
+regression on the weather, the coarse product and an antecedent precipitation index."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import xarray as xr
 
-from .baselines import _CellMeanImputer
-from .data.contract import LAND_COVER, covariate_names
-from .features import antecedent_precipitation, fill_in_time
-from .imputation import as_output, positive_int
+from ...data.contract import LAND_COVER, covariate_names
+from ..base import as_output, positive_number
+from ..baselines.common import _CellMeanImputer
+from ..features import antecedent_precipitation, fill_in_time
 
 #: The coarse product the ``coarse`` reference follows.
 COARSE = "sm_36km"
@@ -37,10 +24,10 @@ _BLOCK_DAYS = 256
 class _CovariateImputer(_CellMeanImputer):
     """Shared part: which covariates were used at fit, and their (time, y, x, D) features."""
 
-    covariates_: list[str] | None = None
-    land_cover_codes_: list[int] | None = None
-    feature_mean_: np.ndarray | None = None
-    feature_std_: np.ndarray | None = None
+    covariates_: list[str]
+    land_cover_codes_: list[int]
+    feature_mean_: np.ndarray
+    feature_std_: np.ndarray
 
     def _check_covariates(self, ds: xr.Dataset, names: list[str]) -> None:
         missing = [n for n in names if n not in ds.data_vars]
@@ -131,7 +118,7 @@ class CoarseOffsetImputer(_CellMeanImputer):
     """
 
     name: ClassVar[str] = "coarse"
-    offset_: np.ndarray | None = None
+    offset_: np.ndarray
 
     def _coarse(self, ds: xr.Dataset) -> np.ndarray:
         if COARSE not in ds.data_vars:
@@ -170,12 +157,14 @@ class CovariateRegressionImputer(_CovariateImputer):
     """
 
     name: ClassVar[str] = "regression"
-    coef_: np.ndarray | None = None
+    coef_: np.ndarray
 
     def __init__(self, alpha: float = 10.0):
-        if not alpha >= 0:
-            raise ValueError(f"alpha must be non-negative, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = alpha
+
+    def _validate_params(self) -> None:
+        if not (positive_number(self.alpha) or self.alpha == 0):
+            raise ValueError(f"alpha must be non-negative, got {self.alpha!r}")
 
     def fit(self, ds: xr.Dataset) -> CovariateRegressionImputer:
         """Learn ``coef_`` (y, x, D + 1): intercept then one slope per feature."""
@@ -214,163 +203,3 @@ class CovariateRegressionImputer(_CovariateImputer):
                 "tyxd,yxd->tyx", x, self.coef_[..., 1:]
             )
         return as_output(ds, estimate, self)
-
-
-def _rows(features: np.ndarray) -> np.ndarray:
-    return features.reshape(-1, features.shape[-1])
-
-
-class _TabularImputer(_CovariateImputer):
-    """Shared part of MICE and the forest: one row per (day, cell), built in blocks of days."""
-
-    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _select_rows(self, ds: xr.Dataset, take: np.ndarray, *, fill: bool) -> np.ndarray:
-        """Standardised feature rows of the (day, cell) entries flagged in ``take`` (time, y, x)."""
-        picked = []
-        for t0, raw in self._blocks(ds, fill=fill):
-            flags = take[t0 : t0 + raw.shape[0]].reshape(-1)
-            picked.append(_rows(self._standardise(raw))[flags])
-        return np.concatenate(picked)
-
-    def _impute_blocks(self, ds: xr.Dataset, *, fill: bool) -> np.ndarray:
-        out = np.empty((ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]))
-        for t0, raw in self._blocks(ds, fill=fill):
-            rows = _rows(self._standardise(raw))
-            out[t0 : t0 + raw.shape[0]] = self._predict_rows(rows).reshape(raw.shape[:3])
-        return out
-
-
-class MICEImputer(_TabularImputer):
-    """Multiple imputation by chained equations on [soil moisture, covariates], as in the paper.
-
-    scikit-learn's ``IterativeImputer`` (Bayesian ridge regressions, ``max_iter`` rounds) on a
-    table with one row per (day, cell): soil moisture, every covariate (the coarse product keeps
-    its own gaps, which MICE fills too), the antecedent precipitation index and the land-cover
-    one-hot. Like the paper, it is fitted on a random subsample of ``max_rows`` rows (observed
-    rows first), then applied to every row. Whole missing days are predicted from the day's
-    covariates alone.
-    """
-
-    name: ClassVar[str] = "mice"
-    model_: Any = None
-
-    def __init__(self, max_iter: int = 10, max_rows: int = 100_000, seed: int = 0):
-        positive_int("max_iter", max_iter)
-        if int(max_rows) != max_rows or max_rows < 10:
-            raise ValueError(f"max_rows must be an integer of at least 10, got {max_rows!r}")
-        self.max_iter, self.max_rows, self.seed = int(max_iter), int(max_rows), int(seed)
-
-    def fit(self, ds: xr.Dataset) -> MICEImputer:
-        """Fit the chained regressions on a subsample of the (day, cell) rows."""
-        from sklearn.experimental import enable_iterative_imputer  # noqa: F401
-        from sklearn.impute import IterativeImputer
-
-        values = self._fit_cell_mean(ds)
-        self._choose_covariates(ds, static=True)
-        self._learn_scale(ds, fill=False)
-        rng = np.random.default_rng(self.seed)
-        flat = values.reshape(-1)
-        observed = np.flatnonzero(np.isfinite(flat))
-        others = np.flatnonzero(~np.isfinite(flat))
-        take = rng.permutation(observed)[: self.max_rows]
-        extra = max(0, self.max_rows - len(take))
-        chosen = np.zeros(flat.shape, dtype=bool)
-        chosen[np.concatenate([take, rng.permutation(others)[:extra]])] = True
-        chosen = chosen.reshape(values.shape)
-        rows = self._select_rows(ds, chosen, fill=False)
-        table = np.concatenate([values[chosen].reshape(-1, 1), rows], axis=1)
-        # Only the columns with gaps get a regression (soil moisture, the coarse product).
-        self.model_ = IterativeImputer(
-            max_iter=self.max_iter, random_state=self.seed, skip_complete=True
-        )
-        self.model_.fit(table)
-        return self
-
-    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
-        table = np.concatenate([np.full((len(rows), 1), np.nan), rows], axis=1)
-        return self.model_.transform(table)[:, 0]
-
-    def impute(self, ds: xr.Dataset) -> xr.DataArray:
-        """Fill every missing entry from its row's covariates."""
-        self._check_fitted("model_", "covariates_")
-        self._prepare(ds)
-        return as_output(ds, self._impute_blocks(ds, fill=False), self)
-
-
-class RandomForestImputer(_TabularImputer):
-    """A random forest regression of soil moisture on the covariates, as in the paper.
-
-    scikit-learn's ``RandomForestRegressor`` (``n_estimators`` trees of depth ``max_depth``;
-    the paper's 100 and 5) trained on the observed (day, cell) rows with the covariates alone:
-    weather, the coarse product (gaps interpolated in time), the antecedent precipitation
-    index, soil, terrain and the land-cover one-hot. ``n_jobs`` trees are grown in parallel.
-    """
-
-    name: ClassVar[str] = "forest"
-    model_: Any = None
-
-    def __init__(
-        self, n_estimators: int = 100, max_depth: int = 5, seed: int = 0, n_jobs: int | None = -1
-    ):
-        self.n_estimators = positive_int("n_estimators", n_estimators)
-        self.max_depth = positive_int("max_depth", max_depth)
-        self.seed, self.n_jobs = int(seed), n_jobs
-
-    def fit(self, ds: xr.Dataset) -> RandomForestImputer:
-        """Grow the forest on the observed rows."""
-        from sklearn.ensemble import RandomForestRegressor
-
-        values = self._fit_cell_mean(ds)
-        self._choose_covariates(ds, static=True)
-        self._learn_scale(ds, fill=True)
-        observed = np.isfinite(values)
-        x = self._select_rows(ds, observed, fill=True)
-        self.model_ = RandomForestRegressor(
-            n_estimators=self.n_estimators,
-            max_depth=self.max_depth,
-            random_state=self.seed,
-            n_jobs=self.n_jobs,
-        )
-        self.model_.fit(x, values[observed])
-        return self
-
-    def _predict_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self.model_.predict(rows)
-
-    def impute(self, ds: xr.Dataset) -> xr.DataArray:
-        """Predict every missing entry from its covariates."""
-        self._check_fitted("model_", "covariates_")
-        self._prepare(ds)
-        return as_output(ds, self._impute_blocks(ds, fill=True), self)
-
-
-from .boosting import (  # noqa: E402 (it builds on the shared parts above)
-    GradientBoostingImputer,
-    SmoothedBoostingImputer,
-)
-
-#: Covariate-aware baselines by their ``name``.
-COVARIATE_BASELINES: dict[str, type[_CellMeanImputer]] = {
-    cls.name: cls
-    for cls in (
-        CoarseOffsetImputer,
-        CovariateRegressionImputer,
-        MICEImputer,
-        RandomForestImputer,
-        GradientBoostingImputer,
-        SmoothedBoostingImputer,
-    )
-}
-
-__all__ = [
-    "COVARIATE_BASELINES",
-    "CoarseOffsetImputer",
-    "CovariateRegressionImputer",
-    "GradientBoostingImputer",
-    "MICEImputer",
-    "RandomForestImputer",
-    "SmoothedBoostingImputer",
-    "antecedent_precipitation",
-]

@@ -1,0 +1,257 @@
+"""``stimpute train``, ``impute`` and ``benchmark``: fit, apply and compare models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import __version__
+from ..data import open_dataset, write_netcdf
+from ..data.io import atomic_write
+from ..masks import MASK_KINDS
+from ..models import MODEL_NAMES, PROFILE_NAMES, SLOW_ON_CPU, installed_models
+from ..models.baselines import BASELINES
+from ..protocol import fit_for_evaluation
+from .common import eprint as _eprint
+
+
+def _training_bar(quiet: bool):
+    """A tqdm bar over training steps and the callback that drives it."""
+    bar = tqdm(
+        total=1000, desc="training", file=sys.stderr, disable=quiet,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+    )  # fmt: skip
+
+    def callback(p) -> None:
+        bar.n = int(1000 * p.fraction)
+        post = {"epoch": f"{p.epoch}/{p.epochs}"}
+        if p.train_loss is not None:
+            post["loss"] = f"{p.train_loss:.3f}"
+        if p.best_val_mae is not None:
+            post["val MAE"] = f"{p.best_val_mae:.4f}"
+        if p.eta_s is not None:
+            post["eta"] = f"{p.eta_s / 60:.1f} min"
+        bar.set_postfix(post, refresh=False)
+        bar.refresh()
+
+    return bar, callback
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..models.st_transformer.model import STTransformerImputer
+
+    ds = open_dataset(args.data)
+    model = STTransformerImputer(
+        profile=args.profile,
+        spatial=args.spatial,
+        temporal=not args.no_temporal,
+        use_covariates=not args.no_covariates,
+        mask_kind=args.mask.replace("-", "_"),
+        derived_inputs=not args.no_derived,
+        cell_context=not args.no_context,
+        prior=None if args.prior == "none" else args.prior,
+        day_pool=not args.no_day_pool,
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        device=args.device,
+    )
+    bar, callback = _training_bar(args.quiet)
+    try:
+        if args.hide_evaluation:  # the protocol of the app's scores: see stimpute_core.protocol
+            fit_for_evaluation(model, ds, callbacks=[callback])
+        else:
+            model.fit(ds, callbacks=[callback])
+    finally:
+        bar.close()
+    command = "stimpute " + " ".join(sys.argv[1:]) if args.record_command else None
+    model.save(args.out, command=command)
+    best = min(h["val_mae"] for h in model.history_)
+    _eprint(
+        f"wrote {args.out}: {len(model.history_)} epoch(s), best validation MAE {best:.4f} m³/m³"
+    )
+    return 0
+
+
+def _cmd_impute(args: argparse.Namespace) -> int:
+    from ..models.st_transformer.model import STTransformerImputer
+
+    ds = open_dataset(args.data)
+    model = STTransformerImputer.load(args.model, device=args.device)
+    t0 = time.perf_counter()
+    imputed = model.impute(ds)
+    out = ds.assign({imputed.name: imputed})
+    write_netcdf(out, args.out)
+    _eprint(f"imputed {imputed.shape} in {time.perf_counter() - t0:.1f} s; wrote {args.out}")
+    return 0
+
+
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from ..benchmark import markdown_table, run_benchmark, summarise, to_records
+
+    chosen = _split_list(args.models)
+    skip = _split_list(args.skip) if args.skip else []
+    models = installed_models() if chosen == ["all"] else chosen
+    unknown = [m for m in [*models, *skip] if m not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(MODEL_NAMES)}"
+        )
+    models = [m for m in models if m not in skip]
+    if not models:
+        raise ValueError("no model left to run after --skip")
+    slow = [m for m in models if m in SLOW_ON_CPU]
+    if slow and not args.quiet:
+        _eprint("slow on a CPU (leave out with --skip):")
+        for m in slow:
+            _eprint(f"  {m}: {SLOW_ON_CPU[m]}")
+    holdouts = [h.replace("-", "_") for h in _split_list(args.holdout)]
+    bad = [h for h in holdouts if h not in MASK_KINDS]
+    if bad:
+        raise ValueError(
+            f"unknown holdout(s) {', '.join(bad)}: choose from {', '.join(MASK_KINDS)}"
+        )
+    ds = open_dataset(args.data)
+    seeds = list(range(args.seeds))
+    total = len(models) * len(holdouts) * len(seeds)
+    bar = tqdm(total=total, desc="benchmark", unit="run", file=sys.stderr, disable=args.quiet)
+
+    def progress(msg: str) -> None:
+        if not msg.startswith("["):  # a message, not the start of a run
+            bar.write(msg, file=sys.stderr)
+            return
+        bar.set_postfix_str(msg.split("] ", 1)[-1])
+        if not msg.startswith("[1/"):
+            bar.update(1)
+
+    t0 = time.perf_counter()
+
+    def save(results) -> None:
+        if not args.json:
+            return
+        payload = {
+            "stimpute_version": __version__,
+            "data": str(args.data),
+            "models": models,
+            "holdouts": holdouts,
+            "seeds": seeds,
+            "fraction": args.fraction,
+            "st_options": st_options,
+            "wall_s": time.perf_counter() - t0,
+            "results": to_records(summarise(results)),
+            "runs": to_records(results),
+        }
+        text = json.dumps(payload, indent=2, default=str)
+        atomic_write(Path(args.json), lambda tmp: tmp.write_text(text))
+
+    st_options = {"profile": args.profile, "epochs": args.epochs, "max_minutes": args.max_minutes}
+    results = run_benchmark(
+        ds,
+        models,
+        holdouts,
+        seeds,
+        fraction=args.fraction,
+        test_start=args.test_start,
+        st_options=st_options,
+        progress=progress,
+        on_result=save,  # partial results survive an interrupted run
+    )
+    bar.update(bar.total - bar.n)
+    bar.close()
+    save(results)
+    if args.json:
+        _eprint(f"wrote {args.json}")
+    failed = results[results["error"].notna()] if "error" in results else results.iloc[:0]
+    for _, row in failed.drop_duplicates(["model", "holdout", "seed"]).iterrows():
+        _eprint(f"failed: {row['model']} · {row['holdout']} · seed {row['seed']}: {row['error']}")
+    summary = summarise(results)
+    print(markdown_table(summary))
+    return 0
+
+
+def add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """The ``train``, ``impute`` and ``benchmark`` commands."""
+    train = sub.add_parser("train", help="train the ST-Transformer on a contract NetCDF")
+    train.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    train.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
+    train.add_argument("--spatial", choices=("swin", "full", "none"), default="swin")
+    train.add_argument("--no-temporal", action="store_true", help="ablation: no temporal attention")
+    train.add_argument("--no-covariates", action="store_true", help="ablation: no covariates")
+    train.add_argument(
+        "--prior", default="boosting",
+        help="reference whose estimate the network corrects (boosting, regression, coarse, ...; "
+        "'none' for the paper's model)",
+    )  # fmt: skip
+    train.add_argument("--no-derived", action="store_true", help="ablation: no derived inputs")
+    train.add_argument("--no-context", action="store_true", help="ablation: no cell context")
+    train.add_argument("--no-day-pool", action="store_true", help="ablation: no day pooling")
+    train.add_argument(
+        "--mask", choices=("time-slice", "point"), default="time-slice",
+        help="self-supervised masking: whole days (default) or random entries",
+    )  # fmt: skip
+    train.add_argument("--epochs", type=int, help="default: the profile's")
+    train.add_argument("--max-minutes", type=float, help="training time budget")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
+    train.add_argument(
+        "--record-command", action="store_true", help="store this command line in the checkpoint"
+    )
+    train.add_argument(
+        "--hide-evaluation", action="store_true",
+        help="never train on the entries the app scores on (the evaluation hold-out, see "
+        "stimpute_core.validation); recorded in the checkpoint",
+    )  # fmt: skip
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+    impute = sub.add_parser("impute", help="fill a contract NetCDF with a trained checkpoint")
+    impute.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    impute.add_argument("--model", type=Path, required=True, help="checkpoint directory")
+    impute.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    impute.add_argument(
+        "--out", type=Path, required=True, help="NetCDF: the input plus soil_moisture_imputed"
+    )
+    impute.set_defaults(func=_cmd_impute)
+
+    bench = sub.add_parser("benchmark", help="the paper's hold-out protocol over several models")
+    bench.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    bench.add_argument(
+        "--models",
+        default=",".join(BASELINES),
+        help=f"comma list of: {', '.join(MODEL_NAMES)}; or 'all' (every installed method) "
+        "(default: the covariate-blind baselines)",
+    )
+    bench.add_argument("--skip", help="comma list of models to leave out (e.g. of 'all')")
+    bench.add_argument(
+        "--holdout",
+        default="time-slice",
+        help="time-slice (whole days, the paper's MNAR), point (MCAR), block or spatial; "
+        "a comma list runs several",
+    )
+    bench.add_argument("--seeds", type=int, default=3, help="number of seeds (hold-out draws)")
+    bench.add_argument(
+        "--fraction", type=float, default=0.2, help="fraction of observations held out"
+    )
+    bench.add_argument(
+        "--test-start", help="first day of the test period (default: last two years)"
+    )
+    bench.add_argument(
+        "--profile", choices=PROFILE_NAMES, default="quick", help="ST-Transformer size"
+    )
+    bench.add_argument("--epochs", type=int, help="ST-Transformer epochs (default: the profile's)")
+    bench.add_argument(
+        "--max-minutes", type=float, help="ST-Transformer training time budget per fit"
+    )
+    bench.add_argument("--json", help="write results to this JSON file")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(func=_cmd_benchmark)

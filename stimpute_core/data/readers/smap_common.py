@@ -1,0 +1,235 @@
+"""What the SMAP readers share: file dates, HDF5 access, validity masks and the multi-file loop.
+
+Both products (:mod:`.spl2smap_s`, :mod:`.spl3smp`) are HDF5 files read with h5py; every value
+ends up on the EASE-Grid 2.0 1 km (M01) grid of the data contract.
+
+Decisions, for both products:
+
+- Units: the products store cm³/cm³, which equals m³/m³; values are taken as they are.
+- A cell is valid when it is finite, differs from the field's ``_FillValue`` (-9999 when the
+  attribute is absent) and lies within ``valid_min``..``valid_max`` (0..1 when absent). With
+  ``quality="recommended"`` the cell's ``retrieval_qual_flag`` must also have bit 0 clear
+  ("recommended quality"); a flag holding its own ``_FillValue`` counts as not recommended.
+  ``quality="all"`` ignores the flag.
+- The day of a file is the UTC date of the SMAP time in its name; a file without a parsable
+  name falls back to ``Metadata/Extent`` ``rangeBeginningDateTime``.
+- Several files on one day are averaged per cell over their valid values.
+- A folder is read as its SMAP HDF5 files (:func:`.formats.granule_files`: ``.h5``, ``.he5``,
+  ``.hdf5``), the same files the app's data folder and the recipe take.
+- A bad file raises :class:`ReaderError` from the single-file readers; the multi-file readers skip
+  it, list it in the :class:`LoadReport` and keep everything already read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .formats import granule_files
+from .report import ReaderError
+
+QUALITIES = ("recommended", "all")
+DEFAULT_FILL = -9999.0
+DEFAULT_VALID = (0.0, 1.0)
+UNITS = "m3/m3"
+
+_L2_NAME = re.compile(r"SMAP_L2_SM_SP_[A-Za-z0-9]+_(\d{8}T\d{6})_\d{8}T\d{6}_")
+_L3_NAME = re.compile(r"SMAP_L3_SM_P_(?:E_)?(\d{8})_")
+
+#: ``True`` for a tqdm bar, or a callable told ``(done, total, path)`` after each file.
+Progress = bool | Callable[[int, int, str], None] | None
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def granule_date_from_name(name: str | os.PathLike) -> pd.Timestamp | None:
+    """UTC day (midnight) of an SMAP file from its name, or ``None`` when the name has none.
+
+    Understands SPL2SMAP_S names ``SMAP_L2_SM_SP_<code>_<SMAP time>_<S1 time>_<tile>_<CRID>_<ver>.h5``
+    (the first timestamp, the SMAP overpass, gives the day) and SPL3SMP(_E) names
+    ``SMAP_L3_SM_P_[E_]<YYYYMMDD>_R<crid>_<ver>.h5``.
+    """
+    base = os.path.basename(os.fspath(name))
+    for pattern, fmt in ((_L2_NAME, "%Y%m%dT%H%M%S"), (_L3_NAME, "%Y%m%d")):
+        match = pattern.search(base)
+        if match:
+            try:
+                return pd.to_datetime(match.group(1), format=fmt).normalize()
+            except ValueError:
+                return None
+    return None
+
+
+def _attr_text(value: object) -> str:
+    """An HDF5 string attribute (bytes, str or a one-element array of either) as text."""
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else ""
+    if isinstance(value, bytes | np.bytes_):
+        value = bytes(value).decode("utf-8", "replace")
+    return str(value).strip().strip("\x00").strip()
+
+
+def file_date(f: h5py.File, path: str) -> pd.Timestamp:
+    """The day of a file: from its name, else from its ``Metadata`` attributes."""
+    date = granule_date_from_name(path)
+    return date if date is not None else _metadata_date(f, path)
+
+
+def _metadata_date(f: h5py.File, path: str) -> pd.Timestamp:
+    """UTC day of ``Metadata/Extent`` attribute ``rangeBeginningDateTime``."""
+    extent = f.get("Metadata/Extent")
+    raw = None if extent is None else extent.attrs.get("rangeBeginningDateTime")
+    if raw is None:
+        raise ReaderError(
+            path,
+            "no date: the name does not follow the SMAP file naming and "
+            "Metadata/Extent has no attribute rangeBeginningDateTime",
+        )
+    text = _attr_text(raw)
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as err:
+        raise ReaderError(
+            path, f"Metadata/Extent rangeBeginningDateTime {text!r} is not an ISO date-time"
+        ) from err
+    if stamp is pd.NaT:
+        raise ReaderError(path, "Metadata/Extent rangeBeginningDateTime is empty")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.normalize()
+
+
+# --------------------------------------------------------------------------- HDF5 helpers
+
+
+def open_hdf5(path: str) -> h5py.File:
+    """``path`` opened read-only; :class:`ReaderError` when missing or not HDF5."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError as err:
+        raise ReaderError(path, "no such file") from err
+    except OSError as err:
+        raise ReaderError(
+            path, f"not a readable HDF5 file (corrupt, truncated or another format): {err}"
+        ) from err
+
+
+def hdf5_group(f: h5py.File, name: str, path: str) -> h5py.Group:
+    """Group ``name`` of ``f``; :class:`ReaderError` listing the groups present when missing."""
+    group = f.get(name)
+    if not isinstance(group, h5py.Group):
+        present = ", ".join(sorted(f.keys())) or "none"
+        raise ReaderError(path, f"group '{name}' is missing (groups present: {present})")
+    return group
+
+
+def hdf5_field(group: h5py.Group, name: str, path: str, why: str = "") -> h5py.Dataset:
+    """Field ``name`` of ``group``; :class:`ReaderError` (with ``why`` appended) when missing."""
+    ds = group.get(name)
+    if not isinstance(ds, h5py.Dataset):
+        raise ReaderError(path, f"field '{group.name.lstrip('/')}/{name}' is missing{why}")
+    return ds
+
+
+def same_shape(fields: Sequence[h5py.Dataset | None], path: str) -> None:
+    """:class:`ReaderError` unless the given fields (``None`` ignored) share one shape."""
+    present = [d for d in fields if d is not None]
+    if len({d.shape for d in present}) > 1:
+        shapes = ", ".join(f"{d.name.rsplit('/', 1)[-1]} {d.shape}" for d in present)
+        raise ReaderError(path, f"fields of different shapes: {shapes}")
+
+
+def scalar_attr(ds: h5py.Dataset, name: str, default: float | None) -> float | None:
+    """A numeric attribute of ``ds`` as a float, ``default`` when absent or empty."""
+    if name not in ds.attrs:
+        return default
+    value = np.asarray(ds.attrs[name]).ravel()
+    return float(value[0]) if value.size else default
+
+
+def valid_values(ds: h5py.Dataset, data: np.ndarray) -> np.ndarray:
+    """Mask of valid soil moisture: finite, not fill, within the valid range."""
+    fill = scalar_attr(ds, "_FillValue", DEFAULT_FILL)
+    lo = scalar_attr(ds, "valid_min", DEFAULT_VALID[0])
+    hi = scalar_attr(ds, "valid_max", DEFAULT_VALID[1])
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(data) & (data != fill) & (data >= lo) & (data <= hi)
+
+
+def recommended(ds: h5py.Dataset) -> np.ndarray:
+    """Mask of cells whose retrieval quality flag has bit 0 clear (and is not its own fill)."""
+    flag = ds[()]
+    if not np.issubdtype(flag.dtype, np.integer):
+        flag = np.where(np.isfinite(flag), flag, 1).astype(np.int64)
+    ok = (flag & 1) == 0
+    fill = scalar_attr(ds, "_FillValue", None)
+    if fill is not None:
+        ok &= flag != fill
+    return ok
+
+
+def check_choice(name: str, value: str, allowed: Iterable[str]) -> None:
+    """``ValueError`` naming the allowed values unless ``value`` is one of them."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(map(repr, allowed))}")
+
+
+# --------------------------------------------------------------------------- multi-file helpers
+
+
+def list_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """A folder's SMAP HDF5 files (sorted), one file, or a given list of files (order kept)."""
+    if isinstance(source, str | os.PathLike):
+        folder = Path(source)
+        if folder.is_dir():
+            return [str(p) for p in granule_files(folder)]
+        if folder.is_file():
+            return [str(folder)]
+        raise FileNotFoundError(f"{folder}: no such file or folder")
+    return [os.fspath(p) for p in source]
+
+
+def period_days(start: object, end: object) -> pd.DatetimeIndex:
+    """Every day ``start..end``; ``ValueError`` for unparsable dates or an empty period."""
+    try:
+        t0, t1 = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    except ValueError as err:
+        raise ValueError(f"period {start!r}..{end!r}: expected ISO dates YYYY-MM-DD") from err
+    if t1 < t0:
+        raise ValueError(f"period {t0:%Y-%m-%d}..{t1:%Y-%m-%d} is empty: end is before start")
+    return pd.date_range(t0, t1, freq="D")
+
+
+def progress_iter(files: list[str], progress: Progress, desc: str) -> Iterable[tuple[int, str]]:
+    """Yield (index, path); report progress with tqdm (``True``) or ``progress(i + 1, n, path)``.
+
+    A callable is told after each file how many of the ``n`` files are done.
+    """
+    n = len(files)
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=n, desc=desc, unit="file") as bar:
+            for i, path in enumerate(files):
+                yield i, path
+                bar.update(1)
+        return
+    for i, path in enumerate(files):
+        yield i, path
+        if callable(progress):
+            progress(i + 1, n, path)
+
+
+def finish_mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``total / count`` in place, NaN where ``count`` is 0."""
+    np.divide(total, count, out=total, where=count > 0)
+    total[count == 0] = np.nan
+    return total

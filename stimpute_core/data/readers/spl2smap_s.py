@@ -1,0 +1,368 @@
+"""SPL2SMAP_S (SMAP/Sentinel-1 1 km and 3 km) granules into the daily ``soil_moisture`` cube.
+
+Validity, quality, dates and the handling of bad files follow :mod:`.smap_common`.
+
+Cells are placed by their ``EASE_row_index_*``/``EASE_column_index_*`` fields (global M01 indices
+for 1 km, M03 for 3 km). An index is fill when it equals the field's ``_FillValue`` (65534 in the
+product) or lies off the global grid; such cells, and all cells of a granule without index
+fields, are placed by projecting their latitude/longitude instead. A 3 km value fills its 3 x 3
+block of 1 km cells (M03 = 3 x M01 exactly).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..grid import EASE2_CRS, GRID_SHAPE, GridBox, box_for_region, grid_coords, lonlat_to_xy
+from ..grid import xy_to_rowcol as _xy_to_rowcol
+from ..selection import parse_region
+from .report import LoadReport, ReaderError
+from .smap_common import (
+    QUALITIES,
+    UNITS,
+    Progress,
+    check_choice,
+    file_date,
+    finish_mean,
+    granule_date_from_name,
+    hdf5_field,
+    hdf5_group,
+    list_files,
+    open_hdf5,
+    period_days,
+    progress_iter,
+    recommended,
+    same_shape,
+    scalar_attr,
+    valid_values,
+)
+
+__all__ = ["RESOLUTIONS", "GranuleCells", "read_smap_cube", "read_spl2smap_s"]
+
+#: Resolution name -> (global EASE-Grid 2.0 grid of the indices, 1 km cells per cell side).
+RESOLUTIONS = {"1km": ("M01", 1), "3km": ("M03", 3)}
+
+
+@dataclass(frozen=True)
+class GranuleCells:
+    """The valid cells of one SPL2SMAP_S granule.
+
+    ``rows``/``cols`` are global EASE-Grid 2.0 indices at ``resolution`` (M01 for "1km", M03 for
+    "3km"); ``values`` are soil moisture in m³/m³; ``date`` is the UTC day at midnight.
+    """
+
+    path: str
+    date: pd.Timestamp
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    resolution: str = "1km"
+
+
+class _Skip(Exception):
+    """Internal: a sound granule that falls outside the requested period or region."""
+
+    def __init__(self, why: str):
+        self.why = why
+        super().__init__(why)
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def _valid_index(ds: h5py.Dataset, data: np.ndarray, size: int) -> np.ndarray:
+    """Mask of EASE indices that hold a cell of the global grid (not fill, not off the grid)."""
+    ok = (data >= 0) & (data < size)
+    fill = scalar_attr(ds, "_FillValue", None)
+    if fill is not None:
+        ok &= data != fill
+    return ok
+
+
+def _lonlat_rowcol(
+    lat_ds: h5py.Dataset, lon_ds: h5py.Dataset, grid: str, where: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Global rows/cols of ``grid`` from projected lat/lon, and the mask of usable positions."""
+    lat = np.asarray(lat_ds[()], dtype=np.float64)
+    lon = np.asarray(lon_ds[()], dtype=np.float64)
+    ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    if where is not None:
+        ok &= where
+    rows = np.full(lat.shape, -1, dtype=np.int64)
+    cols = np.full(lat.shape, -1, dtype=np.int64)
+    if ok.any():
+        x, y = lonlat_to_xy(lon[ok], lat[ok])
+        r, c = _xy_to_rowcol(grid, x, y)
+        rows[ok], cols[ok] = r, c
+        nrows, ncols = GRID_SHAPE[grid]
+        ok &= (rows >= 0) & (rows < nrows) & (cols >= 0) & (cols < ncols)
+    return rows, cols, ok
+
+
+def _index_extent(rows: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> tuple[int, ...] | None:
+    """(row_min, row_max, col_min, col_max) on the global grid spanned by a granule's arrays.
+
+    The arrays of a granule are an EASE sub-grid (axis 0 rows, axis 1 columns), so the offset
+    ``index - array position`` of any valid entry locates the whole array, fill entries included:
+    the extent covers every cell that the lat/lon fallback could place too.
+    """
+    if not ok.any():
+        return None
+    if rows.ndim != 2:
+        return int(rows[ok].min()), int(rows[ok].max()), int(cols[ok].min()), int(cols[ok].max())
+    i = np.arange(rows.shape[0])[:, None]
+    j = np.arange(rows.shape[1])[None, :]
+    r_off = (rows.astype(np.int64) - i)[ok]
+    c_off = (cols.astype(np.int64) - j)[ok]
+    return (
+        int(r_off.min()),
+        int(r_off.max()) + rows.shape[0] - 1,
+        int(c_off.min()),
+        int(c_off.max()) + rows.shape[1] - 1,
+    )
+
+
+def _box_extent(box: GridBox, per_cell: int) -> tuple[int, int, int, int]:
+    """Rows/cols of the cells of the coarser grid (``per_cell`` km) overlapping the 1 km box."""
+    return (
+        box.row0 // per_cell,
+        (box.row0 + box.nrows - 1) // per_cell,
+        box.col0 // per_cell,
+        (box.col0 + box.ncols - 1) // per_cell,
+    )
+
+
+def _overlaps(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1] and a[2] <= b[3] and b[2] <= a[3]
+
+
+# --------------------------------------------------------------------------- one granule
+
+
+def _read_granule(
+    path: str,
+    *,
+    resolution: str,
+    quality: str,
+    box: GridBox | None = None,
+    period: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> GranuleCells:
+    """Read one granule; with ``box``/``period``, raise :class:`_Skip` as early as possible.
+
+    The cheap checks come first: the date (from the name, else Metadata), then the extent from
+    the index fields (or the lat/lon bounding box when they are absent). The soil moisture and
+    flag fields are looked up and read only for a granule that touches ``box`` within
+    ``period``, so a granule elsewhere is never judged on them.
+    """
+    grid, per_cell = RESOLUTIONS[resolution]
+    nrows, ncols = GRID_SHAPE[grid]
+    suffix = f"_{resolution}"
+    f = open_hdf5(path)
+    try:
+        with f:
+            date = file_date(f, path)
+            if period is not None and not (period[0] <= date <= period[1]):
+                raise _Skip("period")
+
+            group = hdf5_group(f, f"Soil_Moisture_Retrieval_Data{suffix}", path)
+            row_ds = group.get(f"EASE_row_index{suffix}")
+            col_ds = group.get(f"EASE_column_index{suffix}")
+            if not (isinstance(row_ds, h5py.Dataset) and isinstance(col_ds, h5py.Dataset)):
+                row_ds = col_ds = None
+            lat_ds = group.get(f"latitude{suffix}")
+            lon_ds = group.get(f"longitude{suffix}")
+            no_latlon = [
+                name
+                for name, d in ((f"latitude{suffix}", lat_ds), (f"longitude{suffix}", lon_ds))
+                if not isinstance(d, h5py.Dataset)
+            ]
+            if no_latlon:
+                lat_ds = lon_ds = None
+            same_shape([row_ds, col_ds, lat_ds, lon_ds], path)
+
+            def lonlat(where: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                """Rows/cols from lat/lon (of the cells in ``where``), or a clear error."""
+                if lat_ds is None:
+                    what = (
+                        "the cells: there are no EASE row/column index fields"
+                        if where is None
+                        else f"{int(where.sum())} cell(s) without a valid EASE row/column index"
+                    )
+                    raise ReaderError(
+                        path,
+                        f"field '{group.name.lstrip('/')}/{no_latlon[0]}' is missing "
+                        f"(needed to place {what})",
+                    )
+                return _lonlat_rowcol(lat_ds, lon_ds, grid, where)
+
+            if row_ds is not None:
+                rows = np.asarray(row_ds[()], dtype=np.int64)
+                cols = np.asarray(col_ds[()], dtype=np.int64)
+                placed = _valid_index(row_ds, rows, nrows) & _valid_index(col_ds, cols, ncols)
+                extent = _index_extent(rows, cols, placed)
+                if extent is None and lat_ds is not None:  # index all fill: try lat/lon
+                    extent = _index_extent(*_lonlat_rowcol(lat_ds, lon_ds, grid))
+            else:
+                rows, cols, placed = lonlat(None)
+                extent = _index_extent(rows, cols, placed)
+            if box is not None and (
+                extent is None or not _overlaps(extent, _box_extent(box, per_cell))
+            ):
+                raise _Skip("region")
+
+            sm_ds = hdf5_field(group, f"soil_moisture{suffix}", path)
+            flag_ds = None
+            if quality == "recommended":
+                flag_ds = hdf5_field(
+                    group,
+                    f"retrieval_qual_flag{suffix}",
+                    path,
+                    " (needed for quality='recommended'; quality='all' reads without it)",
+                )
+            same_shape([sm_ds, row_ds, col_ds, lat_ds, lon_ds, flag_ds], path)
+            values = np.asarray(sm_ds[()], dtype=np.float64)
+            valid = valid_values(sm_ds, values)
+            if flag_ds is not None:
+                valid &= recommended(flag_ds)
+            if row_ds is not None:
+                unplaced = valid & ~placed
+                if unplaced.any():
+                    r, c, ok = lonlat(unplaced)
+                    rows, cols = np.where(ok, r, rows), np.where(ok, c, cols)
+                    placed = placed | ok
+            keep = valid & placed
+    except OSError as err:
+        raise ReaderError(
+            path, f"cannot read HDF5 data (corrupt or truncated file?): {err}"
+        ) from err
+    return GranuleCells(
+        path=path,
+        date=date,
+        rows=rows[keep],
+        cols=cols[keep],
+        values=values[keep],
+        resolution=resolution,
+    )
+
+
+def read_spl2smap_s(
+    path: str | os.PathLike, *, resolution: str = "1km", quality: str = "recommended"
+) -> GranuleCells:
+    """The valid cells of one SPL2SMAP_S granule at ``resolution`` ("1km" or "3km").
+
+    Validity and quality follow :mod:`.smap_common`, placement the module docstring. Raises :class:`ReaderError`
+    naming the problem: not an HDF5 file or truncated, a missing group or field, fields of
+    different shapes, or no date.
+    """
+    check_choice("resolution", resolution, RESOLUTIONS)
+    check_choice("quality", quality, QUALITIES)
+    return _read_granule(os.fspath(path), resolution=resolution, quality=quality)
+
+
+# --------------------------------------------------------------------------- the cube
+
+
+def read_smap_cube(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    region: str | Sequence[float] = "txson",
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    resolution: str = "1km",
+    quality: str = "recommended",
+    progress: Progress = None,
+) -> tuple[xr.Dataset, LoadReport]:
+    """Daily ``soil_moisture(time, y, x)`` on the 1 km grid of ``region`` from SPL2SMAP_S granules.
+
+    ``source`` is a folder (its SMAP HDF5 files, see :func:`.formats.granule_files`) or a list of
+    files; ``region`` a named region or W,S,E,N degrees. ``time`` holds every day ``start..end``; a day without a granule is NaN.
+    Several granules on one day are averaged per cell. With ``resolution="3km"`` each value fills
+    its 3 x 3 block of 1 km cells.
+
+    Memory stays bounded: one granule is read at a time into a running sum (float32, becomes the
+    result) and count (uint16) of the cube's size. Cheap skips, counted in the Dataset attributes
+    ``granules_outside_period``/``granules_outside_region`` and not in the report (they are not
+    bad files): a name dated outside the period is skipped unopened; a granule whose extent (its
+    index fields, see ``_index_extent``, or lat/lon box) misses the region is skipped before its
+    soil moisture is read. A bad granule is skipped and listed in the report with its problem;
+    the report's ``read`` lists the granules whose cells entered the cube.
+
+    ``progress``: ``True`` shows a tqdm bar; a callable gets ``(done, total, path)`` after each
+    file.
+    """
+    check_choice("resolution", resolution, RESOLUTIONS)
+    check_choice("quality", quality, QUALITIES)
+    west, south, east, north = parse_region(region)
+    box = box_for_region(west, south, east, north)
+    days = period_days(start, end)
+    files = list_files(source)
+    per_cell = RESOLUTIONS[resolution][1]
+
+    shape = (len(days), box.nrows, box.ncols)
+    total = np.zeros(shape, dtype=np.float32)
+    count = np.zeros(shape, dtype=np.uint16)
+    report = LoadReport()
+    outside = {"period": 0, "region": 0}
+    offsets = np.arange(per_cell)
+    for _, path in progress_iter(files, progress, "SPL2SMAP_S"):
+        name_date = granule_date_from_name(path)
+        if name_date is not None and not (days[0] <= name_date <= days[-1]):
+            outside["period"] += 1
+            continue
+        try:
+            cells = _read_granule(
+                path, resolution=resolution, quality=quality, box=box, period=(days[0], days[-1])
+            )
+        except _Skip as skip:
+            outside[skip.why] += 1
+            continue
+        except ReaderError as err:
+            report.add_skipped(path, err.problem)
+            continue
+        rows, cols, values = cells.rows, cells.cols, cells.values
+        if per_cell > 1:  # every 1 km cell of each coarse cell's block
+            rows = (rows[:, None, None] * per_cell + offsets[None, :, None]).repeat(per_cell, 2)
+            cols = (cols[:, None, None] * per_cell + offsets[None, None, :]).repeat(per_cell, 1)
+            values = np.repeat(values, per_cell * per_cell)
+            rows, cols = rows.ravel(), cols.ravel()
+        r, c = rows - box.row0, cols - box.col0
+        inside = (r >= 0) & (r < box.nrows) & (c >= 0) & (c < box.ncols)
+        t = days.get_loc(cells.date)
+        np.add.at(total[t], (r[inside], c[inside]), values[inside].astype(np.float32))
+        np.add.at(count[t], (r[inside], c[inside]), 1)
+        report.add_read(path)
+
+    sm = finish_mean(total, count)
+    del count
+    ds = xr.Dataset(
+        {
+            "soil_moisture": (
+                ("time", "y", "x"),
+                sm,
+                {
+                    "units": UNITS,
+                    "long_name": f"SMAP/Sentinel-1 soil moisture ({resolution}, daily mean)",
+                },
+            )
+        },
+        coords={"time": ("time", days.values.astype("datetime64[ns]")), **grid_coords(box)},
+        attrs={
+            "source": "SPL2SMAP_S",
+            "crs": EASE2_CRS,
+            "region": f"{west},{south},{east},{north}",
+            "resolution": resolution,
+            "quality": quality,
+            "granules_read": len(report.read),
+            "granules_skipped": len(report.skipped),
+            "granules_outside_period": outside["period"],
+            "granules_outside_region": outside["region"],
+        },
+    )
+    return ds, report
