@@ -29,23 +29,21 @@ from stimpute_core import metrics
 from stimpute_core.data.contract import TARGET, TRUTH
 from stimpute_core.data.scenario import load_scenario
 from stimpute_core.data.selection import select_time
-from stimpute_core.masks import apply_holdout
 from stimpute_core.models import make_imputer
+from stimpute_core.models.pretrained import Pretrained
 from stimpute_core.models.st_transformer.model import STTransformerImputer, pretrained_path
+from stimpute_core.protocol import hide_evaluation, impute_for_evaluation
 from stimpute_core.validation import EVALUATION_HOLDOUT, evaluation_mask
 
 REFERENCES = ("mean", "idw", "coarse", "regression", "boosting", "boosting-smooth")
 
 
-def score_window(ds, mask, name, model=None) -> dict:
-    hidden = apply_holdout(ds, mask)
+def score_window(ds, evaluation, name, model=None) -> dict:
+    """Scores of one method on ``ds`` under the app's protocol (``evaluation``: its hold-out)."""
+    hidden, mask = hide_evaluation(ds, mask=evaluation)
+    make = (lambda: make_imputer(name)) if model is None else (lambda: Pretrained(model))
     t0 = time.perf_counter()
-    if model is None:
-        held = make_imputer(name).fit(hidden).impute(hidden).values
-        full = make_imputer(name).fit(ds).impute(ds).values
-    else:
-        held = model.impute(hidden).values
-        full = model.impute(ds).values
+    full, held = (f.values for f in impute_for_evaluation(make, ds, mask=evaluation))
     seconds = time.perf_counter() - t0
     gaps = ~np.isfinite(hidden[TARGET].values)
     both_gaps = gaps & np.roll(gaps, 1, axis=0)
@@ -75,9 +73,8 @@ def main() -> None:
     out = {}
     for label, (start, end) in windows.items():
         part = ds if start is None else select_time(ds, start, end)
-        mask = mask_all.sel(time=part["time"]).values
-        rows = [score_window(part, mask, "st-transformer", model)]
-        rows += [score_window(part, mask, name) for name in REFERENCES]
+        rows = [score_window(part, mask_all, "st-transformer", model)]
+        rows += [score_window(part, mask_all, name) for name in REFERENCES]
         truth = part[TRUTH].values
         rows.append(
             {

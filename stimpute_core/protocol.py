@@ -28,24 +28,30 @@ HOLDOUT_KEY = "holdout"
 
 
 def hide_evaluation(
-    ds: xr.Dataset, *, within: xr.Dataset | None = None, holdout: dict | None = None
+    ds: xr.Dataset,
+    *,
+    within: xr.Dataset | None = None,
+    mask: xr.DataArray | None = None,
 ) -> tuple[xr.Dataset, np.ndarray]:
     """``ds`` with the evaluation hold-out hidden, and the hidden entries (bool, ``ds``'s shape).
 
     The hold-out is drawn on ``within``, the whole Dataset ``ds`` is a region or period of
     (``ds`` itself by default), so every subset hides the entries the whole run hides there.
+    ``mask`` is that hold-out when it is already drawn (``evaluation_mask(within)``, which a
+    caller scoring many subsets keeps), matched to ``ds`` by coordinates.
     """
-    holdout = dict(EVALUATION_HOLDOUT if holdout is None else holdout)
-    mask = evaluation_mask(ds if within is None else within, **holdout)
-    values = mask.values if within is None else mask_for(ds, mask)
+    if mask is None:
+        mask = evaluation_mask(ds if within is None else within, **EVALUATION_HOLDOUT)
+    values = mask_for(ds, mask)
     return apply_holdout(ds, values), values
 
 
-def record_holdout(model: Imputer, holdout: dict | None = None) -> None:
-    """Note on ``model``'s training record that ``holdout`` was hidden while it was fitted."""
+def record_holdout(model: Imputer) -> None:
+    """Note on ``model``'s training record (``training_``, which checkpoints keep) that the
+    evaluation hold-out was hidden while it was fitted."""
     record = getattr(model, "training_", None)
     if isinstance(record, dict):
-        record[HOLDOUT_KEY] = dict(EVALUATION_HOLDOUT if holdout is None else holdout)
+        record[HOLDOUT_KEY] = dict(EVALUATION_HOLDOUT)
 
 
 def trained_without_evaluation(model: Any) -> bool:
@@ -56,20 +62,30 @@ def trained_without_evaluation(model: Any) -> bool:
 
 
 def fit_for_evaluation(
-    model: Imputer, ds: xr.Dataset, *, within: xr.Dataset | None = None, **fit_options: Any
+    model: Imputer,
+    ds: xr.Dataset,
+    *,
+    within: xr.Dataset | None = None,
+    mask: xr.DataArray | None = None,
+    **fit_options: Any,
 ) -> Imputer:
-    """Fit ``model`` on ``ds`` with the evaluation hold-out hidden and record it; return it.
+    """Fit ``model`` on ``ds`` with the evaluation hold-out hidden (``within`` and ``mask`` as
+    in :func:`hide_evaluation`) and record it; return it.
 
     ``fit_options`` go to ``model.fit`` (the ST-Transformer's ``callbacks`` and ``cancel``).
     """
-    hidden, _ = hide_evaluation(ds, within=within)
+    hidden, _ = hide_evaluation(ds, within=within, mask=mask)
     model.fit(hidden, **fit_options)
     record_holdout(model)
     return model
 
 
 def impute_for_evaluation(
-    make: Callable[[], Imputer], ds: xr.Dataset, *, within: xr.Dataset | None = None
+    make: Callable[[], Imputer],
+    ds: xr.Dataset,
+    *,
+    within: xr.Dataset | None = None,
+    mask: xr.DataArray | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """The field of a model fitted on every observation of ``ds``, and that of a model fitted
     with the evaluation hold-out hidden, each imputing the data it was fitted on.
@@ -77,7 +93,7 @@ def impute_for_evaluation(
     ``make`` builds a fresh unfitted imputer (called twice), e.g. ``lambda: make_imputer("idw")``
     or ``lambda: Pretrained(checkpoint)``.
     """
-    hidden, _ = hide_evaluation(ds, within=within)
+    hidden, _ = hide_evaluation(ds, within=within, mask=mask)
     full = make().fit(ds).impute(ds)
     heldout = make().fit(hidden).impute(hidden)
     return full, heldout

@@ -4,6 +4,9 @@ Opens the app, goes through every view, trains a tiny model on a small region an
 finish and impute, while a second session works beside it; the browser console must stay free
 of errors (offline: a request to a CDN would fail and show up here). Screenshots of each view go
 to ``$STIMPUTE_SCREENSHOT_DIR`` (the README's come from there) or the test's temporary folder.
+
+No fixed sleeps: each step waits (with a timeout) for what it needs: a tab's own text, its first
+plot laid out and still, a caption that changes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,29 @@ TABS = (
 )
 #: A 12 x 12 km box around the dense 9 km cluster of stations in the built-in scenario.
 SMALL_REGION = {"West (°)": -98.86, "East (°)": -98.74, "South (°)": 30.31, "North (°)": 30.41}
+#: What only each tab's own content shows: it is in the page once the tab is built.
+TAB_MARK = {
+    "Data & region": lambda page: page.get_by_text(re.compile(r"Selection: W")),
+    "Sparsity": lambda page: page.get_by_text(re.compile(r"of cell-days missing")),
+    "Model": lambda page: page.get_by_text("Train an ST-Transformer on the selection"),
+    "Imputed fields": lambda page: page.get_by_text(re.compile(r"Cell: row \d+, col \d+")),
+    "Validation (TxSON)": lambda page: page.get_by_text("Click a station on the map"),
+    "Land cover": lambda page: page.get_by_role("button", name="observations", exact=True),
+    "Attention": lambda page: page.get_by_text(re.compile(r"Pick the cell on the")),
+    "Export": lambda page: page.get_by_role("button", name="Imputed cube (NetCDF)"),
+}
+#: Tabs that draw no plot.
+NO_PLOT = {"Export"}
+#: Resolves true when an element has a size and kept its box over two animation frames.
+STILL_JS = """el => new Promise(resolve => {
+    const a = el.getBoundingClientRect();
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+        const b = el.getBoundingClientRect();
+        resolve(a.width > 0 && a.height > 0 && a.x === b.x && a.y === b.y
+                && a.width === b.width && a.height === b.height);
+    }));
+})"""
+TIMEOUT_MS = 120_000
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -54,8 +80,19 @@ def _tab(page, name: str):
 
 
 def _plot_box(page) -> dict:
-    """Bounding box of the first visible plot of the current tab."""
-    return page.locator("canvas").filter(visible=True).first.bounding_box()
+    """Bounding box of the first visible plot of the current tab, once it is laid out."""
+    canvas = page.locator("canvas").filter(visible=True).first
+    canvas.wait_for(state="visible", timeout=TIMEOUT_MS)
+    page.wait_for_function(STILL_JS, arg=canvas.element_handle(), timeout=TIMEOUT_MS)
+    return canvas.bounding_box()
+
+
+def _show(page, name: str) -> None:
+    """Open a tab and wait until its content is in the page (and its first plot laid out)."""
+    _tab(page, name).click()
+    TAB_MARK[name](page).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    if name not in NO_PLOT:
+        _plot_box(page)
 
 
 def _click_in(page, fx: float, fy: float) -> None:
@@ -114,22 +151,19 @@ def test_workbench_in_a_browser(tmp_path, app_server):
             )
 
             for name in TABS:
-                _tab(page, name).click()
-                page.wait_for_timeout(1500)
+                _show(page, name)
                 slug = name.split()[0].lower()
                 page.screenshot(path=str(shots / f"{slug}.png"), full_page=True)
 
             # Clicking a cell on a map picks it (the caption and the series follow).
-            _tab(page, "Imputed fields").click()
-            page.wait_for_timeout(1500)  # the tab's plots are laid out
+            _show(page, "Imputed fields")
             caption = page.get_by_text(re.compile(r"Cell: row \d+, col \d+")).first
             before = caption.inner_text()
             _click_in(page, 0.3, 0.3)
             expect(caption).not_to_have_text(before, timeout=60_000)
 
             # Dragging a box on the data map selects a region.
-            _tab(page, "Data & region").click()
-            page.wait_for_timeout(1500)
+            _show(page, "Data & region")
             summary = page.get_by_text(re.compile(r"Selection: W")).first
             before = summary.inner_text()
             _drag_in(page, (0.3, 0.3), (0.5, 0.5))
@@ -158,7 +192,7 @@ def test_workbench_in_a_browser(tmp_path, app_server):
             assert not other.get_by_text(re.compile(r"training:")).count()  # not its job
             # Done: the model is named in the Model tab and the bar reached the end.
             page.get_by_text(re.compile(r"ST-Transformer: session-")).wait_for(timeout=300_000)
-            assert page.locator("progress").first.get_attribute("value") == "100"
+            expect(page.locator("progress").first).to_have_attribute("value", "100", timeout=60_000)
             page.screenshot(path=str(shots / "training.png"), full_page=True)
 
             # The new model imputes the small region; the map of the imputation appears.

@@ -29,16 +29,9 @@ from stimpute_core.models.st_transformer.model import (
     pretrained_path,
 )
 from stimpute_core.validation import mask_for
-from workbench import state
-from workbench.state import (
-    EVALUATION_HOLDOUT,
-    SHIPPED,
-    ST,
-    Workbench,
-    checkpoint_path,
-    list_checkpoints,
-    models_dir,
-)
+from workbench import shared, state
+from workbench.shared import SHIPPED, checkpoint_path, list_checkpoints, models_dir
+from workbench.state import EVALUATION_HOLDOUT, ST, Workbench
 
 LABEL = "test scenario"
 SHIPPED_LABEL = f"{SHIPPED}{DEFAULT_PRETRAINED}"
@@ -60,7 +53,7 @@ def _dirs(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _fresh_shared(monkeypatch):
     """Each test starts without the imputations other tests shared through the server cache."""
-    monkeypatch.setattr(state, "_SHARED", OrderedDict())
+    monkeypatch.setattr(shared, "_SHARED", OrderedDict())
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import pytest
+import xarray as xr
 from bokeh.document import Document
 from bokeh.models import ColumnDataSource, Legend, Title
 from panel.io.state import set_curdoc
@@ -21,7 +22,7 @@ from panel.io.state import set_curdoc
 from stimpute_core.data import TARGET, write_netcdf
 from stimpute_core.data.grid import TXSON_BOX, GridBox
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
-from workbench import page, state
+from workbench import page, shared
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,8 @@ def app(tmp_path_factory):
         for name in ("MODELS", "DATA", "CACHE"):
             mp.setenv(f"STIMPUTE_{name}_DIR", str(root / name.lower()))
         mp.setenv("STIMPUTE_DATA", str(path))
-        mp.setattr(state, "_SHARED", OrderedDict())
-        mp.setattr(state, "_DEFAULT_JOB", None)
+        mp.setattr(shared, "_SHARED", OrderedDict())
+        mp.setattr(shared, "_DEFAULT_JOB", None)
         page.extensions()
         template = page.create_app()
         wb = template.workbench
@@ -172,3 +173,44 @@ def test_new_method_rebuilds_the_station_series_with_its_line(app):
     wb.impute()
     wb.wait()
     assert "climatology" in legend_labels(doc)
+
+
+def test_map_axes_have_few_ticks_in_degrees():
+    import holoviews as hv
+
+    from workbench import plots
+
+    page.extensions()
+    lon, lat = np.meshgrid(np.linspace(-98.9, -98.6, 20), np.linspace(30.2, 30.5, 10))
+    ds = xr.Dataset(coords={"lon": (("y", "x"), lon), "lat": (("y", "x"), lat)})
+    fig = hv.render(plots.grid_map(ds, np.zeros((10, 20)), "value"))
+    for axis, letters in ((fig.xaxis[0], '"W"'), (fig.yaxis[0], '"N"')):
+        assert axis.ticker.desired_num_ticks == plots.MAP_TICKS
+        assert letters in axis.formatter.code and "toFixed" in axis.formatter.code
+    assert (fig.xaxis[0].axis_label, fig.yaxis[0].axis_label) == ("longitude", "latitude")
+
+
+def test_the_holdout_is_described_from_its_definition():
+    from stimpute_core.validation import EVALUATION_HOLDOUT
+    from workbench.views import holdout_text
+
+    assert holdout_text({"kind": "time_slice", "fraction": 0.2, "seed": 0}) == (
+        "20 % of the observed days"
+    )
+    assert holdout_text({"kind": "point", "fraction": 0.15, "seed": 1}) == (
+        "15 % of the observed entries"
+    )
+    assert holdout_text() == holdout_text(EVALUATION_HOLDOUT)
+    assert holdout_text() in page.ABOUT
+
+
+def test_sparsity_tab_shows_the_core_summary(app):
+    from stimpute_core.data.summary import sparsity
+
+    _, wb, doc, tabs = app
+    show(tabs, "Sparsity")
+    info = sparsity(wb.selection())
+    texts = [str(m.text) for m in doc.models if "cell-days missing" in str(getattr(m, "text", ""))]
+    assert len(texts) == 1
+    assert f"{info['missing_percent']:.1f} % of cell-days missing" in texts[0]
+    assert f"{info['days_with_observations']} of {info['days']} days" in texts[0]

@@ -1,5 +1,7 @@
 """The benchmark harness: protocol, periods and failure handling."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,18 @@ def test_ratios_to_the_best_reference():
     assert table.loc[("time_slice", "st-transformer"), "mae_truth_ratio"] == pytest.approx(2.0)
     assert table.loc[("point", "st-transformer"), "mae_ratio"] == pytest.approx(1.2)
     assert table.loc[("time_slice", "coarse"), "mae_ratio"] == pytest.approx(1.0)
+
+
+def test_records_are_plain_json():
+    """``to_records`` gives one plain dict per row, numpy numbers as Python ones."""
+    summary = bench.with_ratios(_summary())
+    records = bench.to_records(summary)
+    assert len(records) == len(summary)
+    assert set(records[0]) == set(summary.columns)
+    assert all(type(v) is float for r in records for v in r.values() if isinstance(v, float))
+    again = json.loads(json.dumps(records))
+    assert again[0]["model"] == summary.iloc[0]["model"]
+    assert again[0]["mae"] == pytest.approx(float(summary.iloc[0]["mae"]))
 
 
 def test_markdown_table_closes_each_group_with_its_best_reference():

@@ -13,7 +13,7 @@ import xarray as xr
 
 from stimpute_core.data import atomic_write, station_cells, validate, write_netcdf
 from stimpute_core.data.cache import default_cache_dir
-from stimpute_core.data.grid import TXSON_BOX, xy_to_rowcol
+from stimpute_core.data.grid import TXSON_BOX, lonlat_to_xy, xy_to_rowcol
 from stimpute_core.data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from stimpute_core.data.scenario import default_cache_dir as scenario_cache_dir
 
@@ -136,8 +136,16 @@ def test_period_is_configurable():
         make_scenario(ScenarioConfig(start="2018-03-01", end="2018-02-01"))
 
 
-def test_box_is_the_default_grid():
-    assert (TXSON_BOX.row0, TXSON_BOX.col0) == (3600, 7812)
+def test_box_is_the_txson_36km_cell():
+    """The built-in box is the EASE-Grid 2.0 36 km cell that holds Fredericksburg, Texas (the
+    TxSON network's cell), split into its 36 x 36 cells of 1 km."""
+    x, y = lonlat_to_xy(np.array([-98.8720]), np.array([30.2752]))
+    row36, col36 = xy_to_rowcol("M36", x, y)
+    assert (TXSON_BOX.row0, TXSON_BOX.col0) == (int(row36[0]) * 36, int(col36[0]) * 36)
+    assert (TXSON_BOX.nrows, TXSON_BOX.ncols) == (36, 36)
+    row1, col1 = xy_to_rowcol("M01", x, y)
+    assert TXSON_BOX.row0 <= row1[0] < TXSON_BOX.row0 + 36
+    assert TXSON_BOX.col0 <= col1[0] < TXSON_BOX.col0 + 36
 
 
 def test_cache_roundtrip_and_atomic_write(tmp_path):

@@ -1,5 +1,6 @@
 """The ST-Transformer: network shapes, masking rules, stitching, training control, checkpoints."""
 
+import itertools
 import threading
 
 import numpy as np
@@ -10,6 +11,8 @@ from stimpute_core import masks, metrics
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
 from stimpute_core.models import MODEL_NAMES, make_imputer
 from stimpute_core.models.baselines import MeanImputer
+from stimpute_core.models.st_transformer import training
+from stimpute_core.models.st_transformer.attention import spatial_on_grid, temporal_on_days
 from stimpute_core.models.st_transformer.core import (
     Attention,
     STTransformer,
@@ -141,6 +144,42 @@ def test_validation_entries_never_reach_a_training_input():
     assert history[0]["val_mae"] == pytest.approx(1e6, rel=1e-3)
 
 
+def test_time_budget_ends_training_and_decays_the_learning_rate(monkeypatch):
+    """``max_minutes`` stops training after the epoch in which it runs out, whatever ``epochs``
+    says, and the learning rate follows the budget (it has decayed when the time is up)."""
+    rng = np.random.default_rng(2)
+    y = np.where(rng.random((96, 12, 12)) < 0.3, rng.normal(size=(96, 12, 12)), np.nan)
+    y = y.astype(np.float32)
+    val = masks.point_mask(np.isfinite(y), 0.2, seed=3)
+    u = np.zeros((96, 12, 12, 0), np.float32)
+    cfg = STTransformerConfig(n_covariates=0, hidden=8, n_layers=1, window=24)
+    clock = [0.0]  # minutes; each training step takes one "minute"
+    monkeypatch.setattr(training.time, "perf_counter", lambda: 60 * clock[0])
+    lrs = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        clock[0] += 1.0
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    settings = TrainingSettings(
+        epochs=1000, batch_size=2, batches_per_epoch=4, stride=12, max_minutes=6.0,
+        lr=1e-3, lr_min=1e-5, patience=1000,
+    )  # fmt: skip
+    history, cancelled = train_network(
+        STTransformer(cfg), SampleSet(y, u, 24, 12, 12), val, settings, y_std=1.0
+    )
+    assert not cancelled
+    # Epoch 0 (the starting weights), then two epochs of four steps: the 6-minute budget runs
+    # out during the second, which ends at once and is validated.
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert len(lrs) == 7
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] < 0.1 * lrs[0]
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
+
+
 def test_window_starts_cover_every_day():
     assert window_starts(50, 72, 12) == [0]
     starts = window_starts(200, 72, 12)
@@ -164,18 +203,31 @@ def test_stitching_averages_overlaps_on_odd_grids(small):
     norm = Normalizer.fit(small)
     cfg = STTransformerConfig(n_covariates=norm.n_covariates, hidden=8, n_layers=1)
     model.net_, model.normalizer_ = STTransformer(cfg), norm
+    starts = window_starts(small.sizes["time"], 72, 24)
+    # Samples come window by window, each over the 2 x 2 patches a 13 x 15 grid pads to.
+    order = [t0 for t0 in starts for _ in range(4)]
     calls = []
 
     def fake(y, visible, u=None):
+        first = sum(calls)
         calls.append(y.shape[0])
-        return torch.zeros(y.shape), []
+        t0 = torch.tensor(order[first : first + y.shape[0]], dtype=torch.float32)
+        return t0[:, None, None].expand(y.shape).clone(), []
 
     model.net_.forward = fake
     cube = model.predict_cube(small)
     assert cube.shape == small.soil_moisture.shape
-    np.testing.assert_allclose(cube, norm.y_mean, rtol=1e-6)  # zero in standard units
-    starts = window_starts(small.sizes["time"], 72, 24)
-    assert sum(calls) == len(starts) * 4  # 13 x 15 is padded to 2 x 2 patches of 12
+    assert sum(calls) == len(order)
+    # Every day gets the mean of the start days of the windows that cover it.
+    total, count = np.zeros(small.sizes["time"]), np.zeros(small.sizes["time"])
+    for t0 in starts:
+        total[t0 : t0 + 72] += t0
+        count[t0 : t0 + 72] += 1
+    expected = norm.y_mean + norm.y_std * (total / count)
+    np.testing.assert_allclose(
+        cube, np.broadcast_to(expected[:, None, None], cube.shape), rtol=1e-5
+    )
+    assert len(set(np.round(expected, 6))) > len(starts)  # overlaps really are averaged
 
 
 def test_fit_impute_contract_and_passthrough(small, trained):
@@ -248,6 +300,21 @@ def test_attention_maps_sum_to_one(small, trained):
             np.testing.assert_allclose(grid.sum(axis=(1, 2)), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="not in the Dataset"):
         trained.attention(small, 0, 0, "2030-01-01")
+
+
+def test_attention_on_the_grid_drops_the_padding(small, trained):
+    """A patch over the grid's edge (13 x 15 cells, patches of 12) keeps only the real cells."""
+    att = trained.attention(small, 12, 13, "2019-06-15")
+    assert att["patch_origin"] == (12, 12)
+    on_grid = spatial_on_grid(small, att, head=0)
+    assert on_grid.dims == ("y", "x") and on_grid.shape == (1, 3)
+    np.testing.assert_array_equal(on_grid["x"], small["x"][12:15])
+    np.testing.assert_array_equal(on_grid["lon"], small["lon"][12:13, 12:15])
+    np.testing.assert_array_equal(on_grid.values, att["layers"][-1]["spatial"][-1][0][:1, :3])
+    days = temporal_on_days(small, att)
+    assert list(days.columns) == ["attention", "observed"] and len(days) == 72
+    observed = np.isfinite(small["soil_moisture"][:, 12, 13].to_series().reindex(att["days"]))
+    np.testing.assert_array_equal(days["observed"].values, observed.values)
 
 
 def test_attention_encodes_a_selection_once_and_follows_its_content(small, trained, monkeypatch):

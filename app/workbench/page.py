@@ -1,7 +1,7 @@
 """The workbench page: the layout of one browser session, and the server's warm-up.
 
-The page only lays out views; the session state is in ``state.py`` and all the science in
-``stimpute_core``.
+The page only lays out views (``views/``); the session state is in ``state.py`` (on top of
+``session.py``), what sessions share in ``shared.py`` and all the science in ``stimpute_core``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import panel as pn
 from bokeh.document import Document
 from panel.io.state import set_curdoc
 
-from .state import Workbench, data_is_ready, default_data_job
+from .shared import data_is_ready, default_data_job
+from .state import Workbench
 from .views import (
     AttentionView,
     DataView,
@@ -22,6 +23,7 @@ from .views import (
     SparsityView,
     ValidationView,
     forget_frames,
+    holdout_text,
     notify_errors,
 )
 
@@ -34,10 +36,10 @@ def extensions() -> None:
 
 
 POLL_MS = 400
-ABOUT = """
+ABOUT = f"""
 **stimpute** fills the gaps of sparse SMAP/Sentinel-1 1 km soil moisture with the Spatiotemporal
 Transformer of Yao, Huang and Zhu (2023), and shows how far to trust the result. Scores use a
-fixed hold-out: 20 % of the observed days, hidden from every method.
+fixed hold-out: {holdout_text()}, hidden from every method.
 """
 
 

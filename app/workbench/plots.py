@@ -1,6 +1,7 @@
 """HoloViews elements for the workbench: maps on the grid, time series, curves and boxes.
 
-Plots only: every number drawn comes from ``stimpute_core`` through the session state.
+Plots only: every number drawn comes from ``stimpute_core`` through the session state. Maps
+have no tiles (the server may be offline): lon/lat axes with a few ticks labelled in degrees.
 """
 
 from __future__ import annotations
@@ -9,11 +10,37 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 import xarray as xr
+from bokeh.models import CustomJSTickFormatter
 
 SM_LIMITS = (0.0, 0.45)
 SM_LABEL = "soil moisture (m³/m³)"
 MAP_SIZE = {"height": 330, "width": 380}
 NEST_COLORS = {"3km": "#d62728", "9km": "#ff7f0e", "36km": "#1f77b4", "": "#555555"}
+#: Ticks per map axis: a 380 px map fits about four longitude labels side by side.
+MAP_TICKS = 4
+#: Degrees with a hemisphere letter and as many decimals as the tick spacing needs (in the
+#: browser: Bokeh's ticker picks the ticks, so the spacing is only known there).
+_DEGREES_JS = """
+const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+const digits = Math.min(4, Math.max(0, Math.ceil(-Math.log10(step) - 1e-9)));
+const letter = tick < 0 ? "{neg}" : tick > 0 ? "{pos}" : "";
+return Math.abs(tick).toFixed(digits) + "°" + letter;
+"""
+
+
+def map_axes() -> dict:
+    """Options for readable lon/lat axes: few ticks, labelled like ``98.80°W`` and ``30.35°N``.
+
+    New formatters on every call: a Bokeh model belongs to one document (one session) only.
+    """
+    return {
+        "xticks": MAP_TICKS,
+        "yticks": MAP_TICKS,
+        "xformatter": CustomJSTickFormatter(code=_DEGREES_JS.format(neg="W", pos="E")),
+        "yformatter": CustomJSTickFormatter(code=_DEGREES_JS.format(neg="S", pos="N")),
+        "xlabel": "longitude",
+        "ylabel": "latitude",
+    }
 
 
 def lonlat(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -46,9 +73,8 @@ def grid_map(
         tools=["hover"],
         # Each frame of a map that changes (day, model, error or truth) sets its own range.
         framewise=True,
-        xlabel="longitude (°)",
-        ylabel="latitude (°)",
         title=title,
+        **map_axes(),
         **MAP_SIZE,
     )
     if clim is not None:
@@ -147,18 +173,19 @@ def error_boxes(cells: pd.DataFrame, metric: str = "mae") -> hv.BoxWhisker:
     )
 
 
-def attention_map(ds: xr.Dataset, weights: np.ndarray, origin: tuple[int, int], title: str):
-    """Spatial attention over the cell's patch, drawn on the patch's cells (padding cut off)."""
-    r0, c0 = origin
-    ny, nx = ds.sizes["y"], ds.sizes["x"]
-    h, w = min(weights.shape[0], ny - r0), min(weights.shape[1], nx - c0)
-    lons, lats = lonlat(ds)
-    values = weights[:h, :w]
-    mesh = hv.QuadMesh(
-        (lons[c0 : c0 + w], lats[r0 : r0 + h], values), ["lon", "lat"], ["attention"]
-    )
+def attention_map(weights: xr.DataArray, title: str):
+    """Spatial attention over a patch's cells inside the grid
+    (:func:`~stimpute_core.models.st_transformer.attention.spatial_on_grid`)."""
+    lons, lats = lonlat(weights)
+    mesh = hv.QuadMesh((lons, lats, weights.values), ["lon", "lat"], ["attention"])
     return mesh.opts(
-        cmap="magma", colorbar=True, tools=["hover"], title=title, clim=(0, None), **MAP_SIZE
+        cmap="magma",
+        colorbar=True,
+        tools=["hover"],
+        title=title,
+        clim=(0, None),
+        **map_axes(),
+        **MAP_SIZE,
     )
 
 

@@ -1,51 +1,39 @@
-"""The state of one workbench session: data, selection, model, imputations and the current job.
+"""The state of one workbench session: model, imputations, scores and exports.
 
-Everything here is plain ``param`` state and calls into ``stimpute_core``; no widget or plot is
-made here, so the whole workflow can be driven (and tested) without a browser. Long work runs as
-a :class:`~workbench.jobs.Job`; the page polls :meth:`Workbench.poll` to pick up its result.
-
-Directories are set by whoever starts the server, never by the browser:
-
-- ``STIMPUTE_DATA_DIR``: the folder whose entries (contract NetCDF, recipes, granule folders,
-  in-situ archives) the page offers; default ``<cache>/data``;
-- ``STIMPUTE_MODELS_DIR``: where checkpoints are saved and loaded; default ``<cache>/models``;
-- ``STIMPUTE_DATA``: a contract NetCDF opened instead of the built-in scenario.
+:class:`Workbench` adds to a :class:`~workbench.session.Session` (data, selection, job) the
+models and their results. Everything here is plain ``param`` state and calls into
+``stimpute_core``; no widget or plot is made here, so the whole workflow can be driven (and
+tested) without a browser. Long work runs as a :class:`~workbench.jobs.Job`; the page polls
+:meth:`Workbench.poll` to pick up its result. What all sessions of a server share (folders,
+default data, cached results) is in ``shared.py``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
-import os
-import re
 import secrets
 import tempfile
-import threading
 import uuid
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import param
 import xarray as xr
 
-from stimpute_core.data import TARGET, TRUTH, open_dataset, select_region, select_time, write_netcdf
-from stimpute_core.data.scenario import (
-    ScenarioConfig,
-    default_cache_dir,
-    load_scenario,
-    scenario_path,
-)
-from stimpute_core.data.selection import data_extent, station_cells
-from stimpute_core.data.sources import list_sources, load_source
-from stimpute_core.masks import apply_holdout
+from stimpute_core.data import TRUTH, write_netcdf
+from stimpute_core.data.sources import load_source
 from stimpute_core.models import ALL_BASELINES, PROFILE_NAMES, make_imputer
+from stimpute_core.models.pretrained import Pretrained
 from stimpute_core.models.st_transformer.model import (
     DEFAULT_PRETRAINED,
     STTransformerImputer,
-    pretrained_path,
+)
+from stimpute_core.protocol import (
+    fit_for_evaluation,
+    hide_evaluation,
+    impute_for_evaluation,
+    trained_without_evaluation,
 )
 from stimpute_core.validation import (
     EVALUATION_HOLDOUT,
@@ -59,119 +47,24 @@ from stimpute_core.validation import (
 )
 
 from .jobs import Job
+from .session import Session
+from .shared import (
+    BUILTIN,
+    NAME_PATTERN,
+    SHIPPED,
+    _default_if_loaded,
+    _shared,
+    checkpoint_path,
+    data_dir,
+    default_dataset,
+    list_checkpoints,
+    models_dir,
+)
 
-BUILTIN = "built-in TxSON scenario"
 ST = "st-transformer"
-SHIPPED = "shipped: "
 #: Every baseline is offered, the covariate-aware ones too: the honest references for a model
 #: that uses the covariates (see the README's benchmark).
 METHODS = (ST, *ALL_BASELINES)
-#: Checkpoint names typed in the page: a plain folder name, nothing that could walk elsewhere.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-_DATA_LOCK = threading.Lock()
-_SHARED: OrderedDict[tuple, Any] = OrderedDict()
-_SHARED_MAX = 24
-
-
-def data_dir() -> Path:
-    """The folder whose entries the page offers (``STIMPUTE_DATA_DIR``)."""
-    return Path(os.environ.get("STIMPUTE_DATA_DIR") or default_cache_dir() / "data")
-
-
-def models_dir() -> Path:
-    """Where checkpoints are saved and loaded (``STIMPUTE_MODELS_DIR``)."""
-    return Path(os.environ.get("STIMPUTE_MODELS_DIR") or default_cache_dir() / "models")
-
-
-def _shared(key: tuple, make):
-    """A value shared by every session of this server (read-only data and imputations)."""
-    with _DATA_LOCK:
-        if key in _SHARED:
-            _SHARED.move_to_end(key)
-            return _SHARED[key]
-    value = make()
-    with _DATA_LOCK:
-        _SHARED[key] = value
-        while len(_SHARED) > _SHARED_MAX:
-            _SHARED.popitem(last=False)
-    return value
-
-
-def default_dataset(progress=None) -> tuple[str, xr.Dataset]:
-    """The server's default data: ``STIMPUTE_DATA`` or the built-in scenario (made on first use)."""
-    path = os.environ.get("STIMPUTE_DATA")
-    if path:
-        return Path(path).name, _shared(("data", path), lambda: open_dataset(path))
-    return BUILTIN, _shared(("data", BUILTIN), lambda: load_scenario(progress=progress))
-
-
-_DEFAULT_JOB: Job | None = None
-
-
-def data_is_ready() -> bool:
-    """Whether the default data can be opened at once (named file, or scenario cached/loaded)."""
-    if os.environ.get("STIMPUTE_DATA"):
-        return True
-    return _default_if_loaded(BUILTIN) is not None or scenario_path(ScenarioConfig()).is_file()
-
-
-def default_data_job(*, wait: bool = False) -> Job:
-    """The server's one job that makes the default data ready; every session polls it.
-
-    The first session of a fresh server starts it (the built-in scenario is generated and cached
-    then, in seconds); later sessions find it done. A failed job is started again. ``wait``
-    joins it (for data that open in a second or two, where a progress page is not worth it).
-    """
-    global _DEFAULT_JOB
-    with _DATA_LOCK:
-        job = _DEFAULT_JOB
-        if job is None or job.status == "failed":
-            job = _DEFAULT_JOB = Job(
-                "data", lambda j: default_dataset(progress=lambda m: j.report(None, m))
-            )
-            job.start()
-    if wait:
-        job.join()
-    return job
-
-
-def _default_if_loaded(label: str) -> xr.Dataset | None:
-    """The server's default Dataset when it is already loaded under ``label``, else None."""
-    path = os.environ.get("STIMPUTE_DATA")
-    key = ("data", path) if path else ("data", BUILTIN)
-    name = Path(path).name if path else BUILTIN
-    with _DATA_LOCK:
-        return _SHARED.get(key) if label == name else None
-
-
-def list_checkpoints() -> list[str]:
-    """Checkpoints offered for loading: the shipped one(s), then those in the models folder."""
-    shipped = [f"{SHIPPED}{DEFAULT_PRETRAINED}"]
-    root = models_dir()
-    saved = []
-    if root.is_dir():
-        saved = sorted(
-            p.name
-            for p in root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()
-        )
-    return shipped + saved
-
-
-def checkpoint_path(label: str) -> Path:
-    """The folder of a checkpoint offered by :func:`list_checkpoints` (nothing else)."""
-    if label not in list_checkpoints():
-        raise ValueError(f"checkpoint {label!r} is not one of those offered")
-    if label.startswith(SHIPPED):
-        return pretrained_path(label[len(SHIPPED) :])
-    if not NAME_PATTERN.match(label):
-        raise ValueError(f"checkpoint {label!r} is not a plain folder name")
-    return models_dir() / label
-
-
-def _date(value) -> dt.date:
-    return pd.Timestamp(value).date()
 
 
 class Run:
@@ -182,15 +75,8 @@ class Run:
         self.method, self.label, self.full, self.heldout = method, label, full, heldout
 
 
-class Workbench(param.Parameterized):
+class Workbench(Session):
     """Data, selection, model and results of one session. Views read it; buttons call it."""
-
-    source = param.Selector(default=BUILTIN, objects=[BUILTIN], doc="Data shown")
-    region = param.NumericTuple(default=(0.0, 0.0, 0.0, 0.0), length=4, doc="W, S, E, N")
-    window = param.DateRange(doc="Time window every view follows")
-    day = param.CalendarDate(doc="Day shown in the maps")
-    cell = param.NumericTuple(default=(0, 0), length=2, doc="Row and column in the selection")
-    station = param.Selector(default=None, objects=[], allow_None=True)
 
     method = param.Selector(default=ST, objects=list(METHODS), doc="Model shown and validated")
     compare = param.ListSelector(
@@ -205,124 +91,21 @@ class Workbench(param.Parameterized):
     save_name = param.String(default="", doc="Folder name for Save")
     against = param.Selector(default="observations", objects=["observations", "truth"])
 
-    message = param.String(default="")
-    data_version = param.Integer(default=0)
     results_version = param.Integer(default=0)
     model_version = param.Integer(default=0)
-    job_version = param.Integer(default=0)
 
     def __init__(self, ds: xr.Dataset | None = None, label: str = BUILTIN, **params):
-        super().__init__(**params)
-        self.notifications: list[tuple[str, str]] = []
-        self.job: Job | None = None
-        self._pending: list[str] = []
+        super().__init__(ds, label, **params)
         self.model: STTransformerImputer | None = None
         self.model_label = ""
         self.model_note = ""
         self.history: list[dict] = []
         self.losses: list[tuple[int, float]] = []
         self._runs: dict[tuple, dict[str, Run]] = {}
-        self._selection: tuple[tuple, xr.Dataset] | None = None
         self._mask: tuple[int, xr.DataArray] | None = None
         self.param.checkpoint.objects = list_checkpoints()
-        self.param.source.objects = [label] + [s.label for s in list_sources(data_dir())]
-        self.ds: xr.Dataset = ds if ds is not None else default_dataset()[1]
-        # Names the data for results shared between sessions: only the server's default data
-        # (the same object in every session) is shared; anything else gets a token of its own.
-        self.data_token = (
-            label if ds is None or ds is _default_if_loaded(label) else uuid.uuid4().hex
-        )
-        self.source = label
-        self._reset_selection()
 
-    # -- data and selection ----------------------------------------------------------------
-
-    def _reset_selection(self) -> None:
-        ds = self.ds
-        times = pd.DatetimeIndex(ds["time"].values)
-        self.param.window.bounds = (times[0].to_pydatetime(), times[-1].to_pydatetime())
-        # Default window: the last calendar year of the data (or all of it when shorter), which
-        # keeps the first imputation a matter of seconds on a CPU.
-        last = times[-1]
-        start = max(times[0], pd.Timestamp(year=last.year, month=1, day=1))
-        if (last - start).days < 180:
-            start = max(times[0], last - pd.Timedelta(days=364))
-        with param.parameterized.batch_call_watchers(self):
-            self.region = data_extent(ds)
-            self.window = (start.to_pydatetime(), last.to_pydatetime())
-            self.data_version += 1
-        self._after_selection()
-
-    def _after_selection(self) -> None:
-        sel = self.selection()
-        times = pd.DatetimeIndex(sel["time"].values)
-        self.param.day.bounds = (times[0].date(), times[-1].date())
-        obs = np.isfinite(sel[TARGET].values)
-        days = times[obs.any(axis=(1, 2))]
-        stations = [str(s) for s in sel["station"].values] if "station" in sel.dims else []
-        self.param.station.objects = stations
-        rows, cols = station_cells(sel)
-        cell = (int(rows[0]), int(cols[0])) if len(rows) and rows[0] >= 0 else None
-        cell = cell or (sel.sizes["y"] // 2, sel.sizes["x"] // 2)
-        with param.parameterized.batch_call_watchers(self):
-            self.day = (days[0] if len(days) else times[0]).date()
-            self.station = stations[0] if stations else None
-            self.cell = cell
-
-    def selection_key(self) -> tuple:
-        start, end = self.window
-        return (
-            self.data_version,
-            tuple(round(v, 6) for v in self.region),
-            _date(start),
-            _date(end),
-        )
-
-    def selection(self) -> xr.Dataset:
-        """The data inside the region and time window (cached until either changes)."""
-        key = self.selection_key()
-        if self._selection is None or self._selection[0] != key:
-            start, end = self.window
-            sub = select_region(self.ds, list(self.region))
-            sub = select_time(sub, f"{_date(start)}", f"{_date(end)}")
-            self._selection = (key, sub)
-        return self._selection[1]
-
-    def set_region(self, west: float, south: float, east: float, north: float) -> None:
-        """Select the cells whose centres lie in the box, snapped to them; refuse an empty one."""
-        sub = select_region(self.ds, [west, south, east, north])
-        start, end = self.window
-        sub_t = select_time(sub, f"{_date(start)}", f"{_date(end)}")
-        if not np.isfinite(sub_t[TARGET].values).any():
-            raise ValueError(
-                f"region W={west:.4f}, S={south:.4f}, E={east:.4f}, N={north:.4f} has no "
-                f"observation between {_date(start)} and {_date(end)}"
-            )
-        self.region = data_extent(sub)
-        self._after_selection()
-
-    def reset_region(self) -> None:
-        self.set_region(*data_extent(self.ds))
-
-    def set_window(self, start, end) -> None:
-        """Change the time window; refuse one without observations in the region."""
-        sub = select_time(
-            select_region(self.ds, list(self.region)), f"{_date(start)}", f"{_date(end)}"
-        )
-        if not np.isfinite(sub[TARGET].values).any():
-            raise ValueError(
-                f"no observation in the region between {_date(start)} and {_date(end)}"
-            )
-        self.window = (pd.Timestamp(start).to_pydatetime(), pd.Timestamp(end).to_pydatetime())
-        self._after_selection()
-
-    def refresh_sources(self) -> None:
-        current = self.source
-        self.param.source.objects = [self.param.source.objects[0]] + [
-            s.label for s in list_sources(data_dir())
-        ]
-        if current in self.param.source.objects:
-            self.source = current
+    # -- data ------------------------------------------------------------------------------
 
     def load_source(self, label: str) -> Job:
         """Load an entry of the data folder in the background; the data change when it is done."""
@@ -359,37 +142,10 @@ class Workbench(param.Parameterized):
         return self._mask[1]
 
     def hidden_selection(self) -> tuple[xr.Dataset, np.ndarray]:
-        sel = self.selection()
-        mask = mask_for(sel, self.evaluation_mask())
-        return apply_holdout(sel, mask), mask
+        """The selection with the evaluation hold-out hidden, and the hidden entries."""
+        return hide_evaluation(self.selection(), mask=self.evaluation_mask())
 
     # -- jobs ------------------------------------------------------------------------------
-
-    def notify(self, level: str, text: str) -> None:
-        """Queue a message for the page (``info``, ``success``, ``warning`` or ``error``)."""
-        self.notifications.append((level, text))
-        self.message = text
-
-    def _start(self, name: str, work, on_done=None, keep_on_cancel: bool = False) -> Job:
-        if self.job is not None and not self.job.finished:
-            raise RuntimeError(f"a {self.job.name} job is running: wait for it or cancel it")
-        job = Job(name, work, on_done=on_done, keep_on_cancel=keep_on_cancel)
-        self.job = job.start()
-        self.job_version += 1
-        return job
-
-    def busy(self) -> bool:
-        return self.job is not None and not self.job.finished
-
-    def cancel(self) -> None:
-        if self.busy():
-            assert self.job is not None
-            self.job.cancel()
-
-    def close(self) -> None:
-        """The session ended: stop its work (a finished model is already saved)."""
-        self._pending.clear()
-        self.cancel()
 
     def poll(self) -> dict | None:
         """Called by the page: take a finished job's result; start queued work. Returns the
@@ -452,10 +208,9 @@ class Workbench(param.Parameterized):
         self.model = model
         self.model_label = label
         self.history = list(model.history_)
-        holdout = (model.training_ or {}).get("holdout")
         self.model_note = (
             ""
-            if holdout == EVALUATION_HOLDOUT
+            if trained_without_evaluation(model)
             else "this model was trained without the evaluation hold-out hidden, so its scores "
             "on held-out entries are optimistic"
         )
@@ -482,7 +237,7 @@ class Workbench(param.Parameterized):
         The finished model is saved in the models folder (``session-<time>``), so it stays
         available after the session, and the selection is imputed with it.
         """
-        hidden, _ = self.hidden_selection()
+        sel, mask = self.selection(), self.evaluation_mask()
         model = STTransformerImputer(
             profile=self.profile,
             spatial=self.spatial,
@@ -509,8 +264,9 @@ class Workbench(param.Parameterized):
                     history=[dict(h) for h in p.history],
                 )
 
-            model.fit(hidden, callbacks=[on_progress], cancel=job.cancel_event)
-            model.training_["holdout"] = dict(EVALUATION_HOLDOUT)
+            fit_for_evaluation(
+                model, sel, mask=mask, callbacks=[on_progress], cancel=job.cancel_event
+            )
             name = f"session-{pd.Timestamp.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
             model.save(models_dir() / name)
             return model, name
@@ -551,20 +307,20 @@ class Workbench(param.Parameterized):
         """Impute the selection with the chosen method and the compared baselines, twice each:
         with every observation (maps, stations) and with the evaluation hold-out hidden (scores)."""
         key = self.selection_key()
-        sel = self.selection()
-        hidden, _ = self.hidden_selection()
+        sel, mask = self.selection(), self.evaluation_mask()
         methods = self.methods()
         model, model_label = self.model, self.model_label
         done = dict(self._runs.get(key, {}))
         todo = [m for m in methods if m not in done or (m == ST and done[m].label != model_label)]
 
         def one(method: str) -> Run:
+            # The trained model imputes as it is (Pretrained); a reference is fitted twice.
             if method == ST:
-                assert model is not None
-                return Run(method, model_label, model.impute(sel), model.impute(hidden))
-            full = make_imputer(method).fit(sel).impute(sel)
-            held = make_imputer(method).fit(hidden).impute(hidden)
-            return Run(method, method, full, held)
+                make, label = (lambda: Pretrained(model)), model_label
+            else:
+                make, label = (lambda: make_imputer(method)), method
+            full, held = impute_for_evaluation(make, sel, mask=mask)
+            return Run(method, label, full, held)
 
         def work(job: Job):
             out, failed = {}, {}

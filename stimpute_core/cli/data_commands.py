@@ -104,10 +104,11 @@ def _cmd_data_smap(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_insitu(args: argparse.Namespace) -> int:
+    from ..data.readers.formats import CSV_SUFFIX, has_suffix
     from ..data.readers.insitu import read_insitu_csv, read_ismn
 
     depth = {"min_depth": args.min_depth, "max_depth": args.max_depth}
-    if args.path.suffix.lower() == ".csv":
+    if has_suffix(args.path, [CSV_SUFFIX]):
         ds, report = read_insitu_csv(args.path, start=args.start, end=args.end, **depth)
     else:
         ds, report = read_ismn(
@@ -157,7 +158,9 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     smap = data_sub.add_parser(
         "smap", help="SPL2SMAP_S granules of a folder -> daily soil_moisture cube (NetCDF)"
     )
-    smap.add_argument("granules", type=Path, help="folder of SPL2SMAP_S .h5 granules")
+    smap.add_argument(
+        "granules", type=Path, help="folder of SPL2SMAP_S granules (.h5, .he5, .hdf5)"
+    )
     smap.add_argument("--region", default="txson", help="txson or W,S,E,N in degrees")
     smap.add_argument("--start", required=True, help="first day (YYYY-MM-DD)")
     smap.add_argument("--end", required=True, help="last day (YYYY-MM-DD)")

@@ -209,7 +209,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--hide-evaluation", action="store_true",
         help="never train on the entries the app scores on (the evaluation hold-out, see "
-        "stimpute_core.validation); recorded in the checkpoint",
+        "stimpute_core.protocol); recorded in the checkpoint",
     )  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)

@@ -17,6 +17,7 @@ def describe(ds: xr.Dataset) -> dict[str, Any]:
     observed = np.isfinite(ds[TARGET].values)
     x, y = ds["x"].values, ds["y"].values
     dynamic, static = covariate_names(ds)
+    gaps = sparsity(ds)
     info: dict[str, Any] = {
         "grid": {
             "ny": int(ds.sizes["y"]),
@@ -28,9 +29,10 @@ def describe(ds: xr.Dataset) -> dict[str, Any]:
             "lat_range": [float(ds["lat"].min()), float(ds["lat"].max())],
         },
         "period": {"start": f"{t[0]:%Y-%m-%d}", "end": f"{t[-1]:%Y-%m-%d}", "days": len(t)},
-        "missing_percent": float(100.0 * (1.0 - observed.mean())),
+        "missing_percent": gaps["missing_percent"],
         "observed_values": int(observed.sum()),
-        "days_with_observations": int(observed.any(axis=(1, 2)).sum()),
+        "days_with_observations": gaps["days_with_observations"],
+        "median_gap_days": gaps["median_gap_days"] if gaps["days_with_observations"] > 1 else None,
         "dynamic_covariates": dynamic,
         "static_covariates": static,
         "has_truth": TRUTH in ds.data_vars,

@@ -28,10 +28,6 @@ from ..windows import patch_origins, take, window_starts
 from .core import STTransformer
 
 
-class TrainingCancelled(RuntimeError):
-    """Training was cancelled before any validation produced usable weights."""
-
-
 @dataclass(frozen=True)
 class TrainingSettings:
     """How to train (not what to build: that is the network's configuration)."""
@@ -337,8 +333,8 @@ def train_network(
         )
         if cancelled or bad_epochs >= settings.patience or out_of_time:
             break
-    if best_state is None:
-        raise TrainingCancelled("training stopped before any validation: no usable weights")
+    # The first epoch always ends in a validation (or keeps the weights when there is none).
+    assert best_state is not None
     net.load_state_dict(best_state)
     emit(
         TrainingProgress(
