@@ -37,15 +37,45 @@ def _check(observed: np.ndarray, fraction: float, *, grid: bool = True) -> np.nd
     return obs
 
 
+def draw_points(
+    observed: np.ndarray, fraction: float, rng: np.random.Generator, *, at_least_one: bool = False
+) -> np.ndarray:
+    """Hide ``round(fraction * n)`` of the ``n`` observed entries of an array of any shape, drawn
+    with ``rng`` without repeats (at least one with ``at_least_one``; none if nothing is observed).
+
+    The one draw behind :func:`point_mask` and the training loop's masking of each sample.
+    """
+    obs = np.asarray(observed, dtype=bool)
+    mask = np.zeros(obs.shape, dtype=bool)
+    idx = np.flatnonzero(obs)
+    if idx.size:
+        n = round(fraction * idx.size)
+        mask.flat[rng.choice(idx, size=max(1, n) if at_least_one else n, replace=False)] = True
+    return mask
+
+
+def draw_days(
+    observed: np.ndarray, fraction: float, rng: np.random.Generator, *, at_least_one: bool = False
+) -> np.ndarray:
+    """Hide whole days (axis 0): every observed entry of ``round(fraction * n)`` of the ``n``
+    days with any observation, drawn with ``rng`` (at least one with ``at_least_one``).
+
+    The one draw behind :func:`time_slice_mask` and the training loop's masking of each sample.
+    """
+    obs = np.asarray(observed, dtype=bool)
+    mask = np.zeros(obs.shape, dtype=bool)
+    days = np.flatnonzero(obs.reshape(obs.shape[0], -1).any(axis=1))
+    if days.size:
+        n = round(fraction * days.size)
+        chosen = rng.choice(days, size=max(1, n) if at_least_one else n, replace=False)
+        mask[chosen] = obs[chosen]
+    return mask
+
+
 def point_mask(observed: np.ndarray, fraction: float = 0.2, seed: int = 0) -> np.ndarray:
     """Hide ``round(fraction * n_observed)`` observed entries, drawn at random without repeats."""
     obs = _check(observed, fraction, grid=False)
-    rng = np.random.default_rng(seed)
-    idx = np.flatnonzero(obs)
-    chosen = rng.choice(idx, size=round(fraction * idx.size), replace=False)
-    mask = np.zeros(obs.shape, dtype=bool)
-    mask.flat[chosen] = True
-    return mask
+    return draw_points(obs, fraction, np.random.default_rng(seed))
 
 
 def time_slice_mask(observed: np.ndarray, fraction: float = 0.2, seed: int = 0) -> np.ndarray:
@@ -55,12 +85,7 @@ def time_slice_mask(observed: np.ndarray, fraction: float = 0.2, seed: int = 0) 
     fill a day from its neighbours in time and from covariates alone.
     """
     obs = _check(observed, fraction)
-    rng = np.random.default_rng(seed)
-    days = np.flatnonzero(obs.any(axis=(1, 2)))
-    chosen = rng.choice(days, size=round(fraction * days.size), replace=False)
-    mask = np.zeros(obs.shape, dtype=bool)
-    mask[chosen] = obs[chosen]
-    return mask
+    return draw_days(obs, fraction, np.random.default_rng(seed))
 
 
 def block_mask(

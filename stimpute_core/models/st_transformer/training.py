@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ...masks import draw_days, draw_points
 from ..windows import patch_origins, take, window_starts
 from .core import STTransformer
 
@@ -120,22 +121,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def hide_entries(
     observed: np.ndarray, kind: str, fraction: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Boolean mask of observed entries of one (T, N) sample to hide: whole days or points."""
-    hidden = np.zeros_like(observed)
+    """Boolean mask of observed entries of one (T, N) sample to hide: whole days or points
+    (at least one of them; the draws of :mod:`stimpute_core.masks`)."""
     if kind == "time_slice":
-        days = np.flatnonzero(observed.any(axis=1))
-        if days.size:
-            n = max(1, round(fraction * days.size)) if days.size > 1 else 1
-            chosen = rng.choice(days, size=min(n, days.size), replace=False)
-            hidden[chosen] = observed[chosen]
-    elif kind == "point":
-        idx = np.flatnonzero(observed)
-        if idx.size:
-            n = max(1, round(fraction * idx.size))
-            hidden.flat[rng.choice(idx, size=n, replace=False)] = True
-    else:
-        raise ValueError(f"mask_kind={kind!r}: expected 'time_slice' or 'point'")
-    return hidden
+        return draw_days(observed, fraction, rng, at_least_one=True)
+    if kind == "point":
+        return draw_points(observed, fraction, rng, at_least_one=True)
+    raise ValueError(f"mask_kind={kind!r}: expected 'time_slice' or 'point'")
 
 
 class SampleSet:
