@@ -19,6 +19,7 @@ from stimpute_core.data.readers.smap import (
     read_spl2smap_s,
     read_spl3smp,
 )
+from stimpute_core.data.readers.spl2smap_s import FALLBACKS
 
 FILL = -9999.0
 INDEX_FILL = 65534
@@ -185,8 +186,9 @@ def test_fill_flag_and_range_masked(tmp_path):
 def test_quality_all_reads_without_flag_field(tmp_path):
     path = write_granule(tmp_path / granule_name("2020-02-09"), drop=("retrieval_qual_flag_1km",))
     assert len(read_spl2smap_s(path, quality="all").values) == 48
-    with pytest.raises(ReaderError, match="retrieval_qual_flag_1km' is missing"):
-        read_spl2smap_s(path)
+    # Without the 1 km flag (and here without a 3 km one) every valid retrieval is accepted.
+    cells = read_spl2smap_s(path)
+    assert cells.quality_flag == FALLBACKS[1] and len(cells.values) == 48
 
 
 def test_default_valid_range_without_attributes(tmp_path):
@@ -386,7 +388,7 @@ def test_bad_granules_listed_others_load(tmp_path):
     assert "group 'Soil_Moisture_Retrieval_Data_1km' is missing" in skipped[str(no_group)]
     assert "Soil_Moisture_Retrieval_Data_1km/latitude_1km' is missing" in skipped[str(no_field)]
     summary = report.summary()
-    assert "skipped 4" in summary and no_group.name in summary
+    assert "4 skipped" in summary and no_group.name in summary
     sm = ds["soil_moisture"]
     assert np.allclose(sm.sel(time="2020-02-08").values[0:4, 0:6], 0.1)
     assert np.allclose(sm.sel(time="2020-02-12").values[0:4, 0:6], 0.3)

@@ -1,4 +1,8 @@
-"""``stimpute data ...``: make, read and describe contract Datasets."""
+"""``stimpute data ...``: make, read and describe contract Datasets.
+
+Outputs are checked before any long read: ``--out`` must not be a folder, and ``data demo``
+never replaces anything already at ``--out`` (it refuses; delete or rename it yourself).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,22 @@ from pathlib import Path
 
 from ..data import ContractError, open_dataset, write_netcdf
 from ..data.grid import TXSON_BOX, GridBox
+from ..data.readers.formats import GRANULES_DESCRIPTION
 from ..data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
-from ..data.summary import describe, format_description
+from ..data.summary import describe, describe_problems, format_description, station_file_summary
 from .common import eprint as _eprint
+
+
+def _check_out(path: Path, *, replace: bool = True) -> None:
+    """Refuse an ``--out`` that is a folder (or, without ``replace``, that exists at all)."""
+    if not replace and (path.exists() or path.is_symlink()):
+        what = "a folder" if path.is_dir() else "a file"
+        raise ValueError(
+            f"--out {path} already exists ({what}): `stimpute data demo` never replaces "
+            "anything; delete or rename it, or give another --out"
+        )
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder: expected the path of a NetCDF file to write")
 
 
 def _parse_box(text: str | None) -> GridBox:
@@ -32,6 +49,8 @@ def _parse_box(text: str | None) -> GridBox:
 
 
 def _cmd_data_demo(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        _check_out(args.out, replace=False)
     cfg = ScenarioConfig(seed=args.seed, start=args.start, end=args.end, box=_parse_box(args.box))
     t0 = time.perf_counter()
 
@@ -56,15 +75,30 @@ def _cmd_data_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
+    """Describe and check; a file that cannot be described gets its problems, not a traceback."""
+    from ..data import validate
+
     ds = open_dataset(args.file, check=False)
+    stations = station_file_summary(ds)
+    if stations is not None:
+        raise ValueError(f"{args.file}: {stations}")
+    problems = describe_problems(ds)
+    if problems:
+        try:
+            validate(ds, source=str(args.file))
+        except ContractError as err:
+            problems += [p for p in err.problems if p not in problems]
+        if args.json:
+            print(json.dumps({"contract_problems": problems}, indent=2))
+        else:
+            print(f"contract    {ContractError(problems, str(args.file))}")
+        return 1
     info = describe(ds)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         print(format_description(info))
     try:
-        from ..data import validate
-
         validate(ds, source=str(args.file))
         print("contract    OK")
     except ContractError as err:
@@ -78,8 +112,22 @@ def _print_report(report) -> None:
 
 
 def _cmd_data_smap(args: argparse.Namespace) -> int:
+    from ..data.grid import box_for_region
     from ..data.readers.smap import read_smap_cube
+    from ..data.readers.smap_common import check_cube_memory, period_days
+    from ..data.selection import parse_region
 
+    _check_out(args.out)
+    box = box_for_region(*parse_region(args.region))
+    check_cube_memory(
+        len(period_days(args.start, args.end)),
+        box.nrows,
+        box.ncols,
+        6,  # the running sum (float32) and count (uint16) the reader holds
+        what=f"the soil-moisture cube of region {args.region}",
+        advice="give a smaller --region or a shorter --start..--end period (several cubes can "
+        "be built one after the other)",
+    )
     ds, report = read_smap_cube(
         args.granules,
         region=args.region,
@@ -107,6 +155,7 @@ def _cmd_data_insitu(args: argparse.Namespace) -> int:
     from ..data.readers.formats import CSV_SUFFIX, has_suffix
     from ..data.readers.insitu import read_insitu_csv, read_ismn
 
+    _check_out(args.out)
     depth = {"min_depth": args.min_depth, "max_depth": args.max_depth}
     if has_suffix(args.path, [CSV_SUFFIX]):
         ds, report = read_insitu_csv(args.path, start=args.start, end=args.end, **depth)
@@ -126,6 +175,7 @@ def _cmd_data_insitu(args: argparse.Namespace) -> int:
 def _cmd_data_build(args: argparse.Namespace) -> int:
     from ..data.readers.build import build_from_recipe
 
+    _check_out(args.out)
     ds, report = build_from_recipe(args.recipe, progress=lambda m: _eprint(f"  {m} ..."))
     _print_report(report)
     write_netcdf(ds, args.out)
@@ -158,9 +208,7 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     smap = data_sub.add_parser(
         "smap", help="SPL2SMAP_S granules of a folder -> daily soil_moisture cube (NetCDF)"
     )
-    smap.add_argument(
-        "granules", type=Path, help="folder of SPL2SMAP_S granules (.h5, .he5, .hdf5)"
-    )
+    smap.add_argument("granules", type=Path, help=f"folder of {GRANULES_DESCRIPTION}")
     smap.add_argument("--region", default="txson", help="txson or W,S,E,N in degrees")
     smap.add_argument("--start", required=True, help="first day (YYYY-MM-DD)")
     smap.add_argument("--end", required=True, help="last day (YYYY-MM-DD)")

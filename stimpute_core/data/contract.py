@@ -10,6 +10,9 @@ See the README section "The data contract" for the full description. In short:
   holds integer IGBP codes with CF ``flag_values``/``flag_meanings``.
 - optional stations: ``insitu(station, time)`` with coords ``station``, ``station_lat``,
   ``station_lon`` and ``station_depth``.
+- static covariates with a known name lie within :data:`STATIC_RANGES` (contract units).
+- never a variable the tool wrote as an output (:func:`is_output`): an imputation fed back as a
+  covariate would show the held-out values to the models being scored.
 """
 
 from __future__ import annotations
@@ -30,6 +33,27 @@ STATION_COORDS = ("station_lat", "station_lon", "station_depth")
 #: Physically plausible range of volumetric soil moisture, m³/m³.
 VALID_RANGE = (0.0, 0.8)
 SOIL_MOISTURE_UNITS = ("m3/m3", "m3 m-3", "m^3/m^3", "cm3/cm3", "cm3 cm-3", "m³/m³")
+#: Contract units and physically plausible range of the static covariates. Soil properties are
+#: those of the 0-5 cm layer: bulk density of organic soils goes down to about 0.1 g/cm³ and of
+#: mineral soils up to about 2 (2.65 is the density of quartz, the solid itself); organic carbon
+#: cannot exceed about 600 g/kg (organic matter is about 58 % carbon); elevation spans the Dead
+#: Sea shore (-430 m) to Everest (8849 m).
+STATIC_RANGES: dict[str, tuple[str, float, float]] = {
+    "elevation": ("m", -500.0, 9000.0),
+    "slope": ("degrees", 0.0, 90.0),
+    "aspect": ("degrees", 0.0, 360.0),
+    "clay": ("%", 0.0, 100.0),
+    "sand": ("%", 0.0, 100.0),
+    "silt": ("%", 0.0, 100.0),
+    "bulk_density": ("g/cm3", 0.1, 2.65),
+    "soc": ("g/kg", 0.0, 600.0),
+}
+#: Name of the imputation the tool writes (``stimpute impute``); the app's export writes
+#: ``soil_moisture_imputed_<method>``. Every name starting with it is an output.
+OUTPUT_PREFIX = "soil_moisture_imputed"
+#: Attribute written on every imputation (:func:`stimpute_core.models.base.as_output`): marks an
+#: output whatever its variable was renamed to.
+OUTPUT_ATTR = "model_settings"
 #: IGBP land-cover classes (MODIS MCD12Q1 LC_Type1).
 IGBP_CLASSES = {
     1: "evergreen_needleleaf_forests",
@@ -67,14 +91,23 @@ class ContractError(ValueError):
         super().__init__(f"{len(self.problems)} problem(s) with the data contract{where}:\n{lines}")
 
 
+def is_output(name: str, var: xr.DataArray | None = None) -> bool:
+    """Whether a variable is one the tool writes as an output (an imputation), never an input.
+
+    By name (:data:`OUTPUT_PREFIX`) or by the :data:`OUTPUT_ATTR` attribute of an imputation.
+    """
+    return str(name).startswith(OUTPUT_PREFIX) or (var is not None and OUTPUT_ATTR in var.attrs)
+
+
 def covariate_names(ds: xr.Dataset) -> tuple[list[str], list[str]]:
     """Names of the time-varying and static covariates in ``ds``, in Dataset order.
 
-    A covariate is every grid variable other than the target, the truth and land cover.
+    A covariate is every grid variable other than the target, the truth, land cover and the
+    tool's own outputs (:func:`is_output`: an imputation is never a covariate).
     """
     dynamic, static = [], []
     for name, var in ds.data_vars.items():
-        if name in (TARGET, TRUTH, LAND_COVER):
+        if name in (TARGET, TRUTH, LAND_COVER) or is_output(str(name), var):
             continue
         if var.dims == ("time", "y", "x"):
             dynamic.append(str(name))
@@ -157,15 +190,54 @@ def _check_range(name: str, var: xr.DataArray, problems: list[str]) -> None:
         problems.append(f"variable '{name}' has units '{units}': expected m3/m3")
 
 
-def validate(ds: xr.Dataset, *, source: str | None = None, require_observed: bool = True) -> None:
+def static_range_problem(name: str, values: np.ndarray) -> str | None:
+    """Why the static covariate ``name`` is implausible (values outside :data:`STATIC_RANGES`).
+
+    ``None`` when the values are plausible, all NaN, or ``name`` has no known range.
+    """
+    if name not in STATIC_RANGES:
+        return None
+    units, lo, hi = STATIC_RANGES[name]
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    if finite.size == 0 or (finite.min() >= lo and finite.max() <= hi):
+        return None
+    return (
+        f"'{name}' has values {finite.min():.4g}..{finite.max():.4g}: expected {units} within "
+        f"{lo:g}..{hi:g}"
+    )
+
+
+def _check_outputs(ds: xr.Dataset, problems: list[str]) -> None:
+    for name, var in ds.data_vars.items():
+        if is_output(str(name), var):
+            problems.append(
+                f"variable '{name}' is an imputation this tool wrote (an output, never an input: "
+                "as a covariate it would leak the held-out values into the models): use the "
+                f"original input file, or drop '{name}' from this one"
+            )
+
+
+def validate(
+    ds: xr.Dataset,
+    *,
+    source: str | None = None,
+    require_observed: bool = True,
+    allow_outputs: bool = False,
+) -> None:
     """Check ``ds`` against the data contract; raise :class:`ContractError` listing every problem.
 
     ``source`` (a file name, say) is named in the message. ``require_observed=False`` accepts a
     selection without any observed target value (useful for pure truth or covariate cubes).
+    A variable the tool wrote as an output (:func:`is_output`) is refused rather than dropped,
+    so a file given back as input never silently loses or reuses anything;
+    ``allow_outputs=True`` accepts it, for checking a file the tool has just written.
     """
     problems: list[str] = []
     if not isinstance(ds, xr.Dataset):
         raise ContractError([f"expected an xarray.Dataset, got {type(ds).__name__}"], source)
+    if not allow_outputs:
+        _check_outputs(ds, problems)
 
     if TARGET not in ds.data_vars:
         problems.append(f"target variable '{TARGET}' is missing: expected {TARGET}(time, y, x)")
@@ -197,6 +269,9 @@ def validate(ds: xr.Dataset, *, source: str | None = None, require_observed: boo
     for name in _MOISTURE_VARS:
         if name in ds.data_vars:
             _check_range(name, ds[name], problems)
+    for name, var in ds.data_vars.items():
+        if var.dims == ("y", "x") and (problem := static_range_problem(str(name), var.values)):
+            problems.append(f"variable {problem} (scaled integers or other units? convert first)")
 
     if LAND_COVER in ds.data_vars:
         lc = ds[LAND_COVER]
@@ -213,7 +288,8 @@ def validate(ds: xr.Dataset, *, source: str | None = None, require_observed: boo
             )
         else:
             known = set(np.atleast_1d(lc.attrs["flag_values"]).astype(int).tolist())
-            present = set(np.unique(vals).astype(int).tolist()) if vals.size else set()
+            finite = vals[np.isfinite(vals)] if vals.dtype.kind == "f" else vals
+            present = set(np.unique(finite).astype(int).tolist()) if finite.size else set()
             unknown = sorted(present - known)
             if unknown:
                 problems.append(

@@ -5,9 +5,10 @@ typed in the browser. This module lists that folder's entries by kind and loads 
 refusing any name that does not resolve to an entry inside the folder:
 
 - ``contract``: a contract NetCDF file (``*.nc``), opened and validated; it replaces the data;
-- ``recipe``: a build recipe (``*.toml``, see :mod:`.readers.build`); the built Dataset replaces
-  the data;
-- ``granules``: a folder holding SPL2SMAP_S granules (``*.h5``, ``*.he5``, ``*.hdf5``); they
+- ``recipe``: a build recipe (``*.toml``, see :mod:`.readers.recipe`); the built Dataset replaces
+  the data. Every file it names must lie inside the data folder, links followed;
+- ``granules``: a folder holding SPL2SMAP_S granules (:func:`.readers.formats.granule_files`:
+  ``.h5``/``.he5``/``.hdf5``, or HDF5 content such as Harmony's ``.nc4`` subsets); they
   replace the observations (``soil_moisture``) of the current Dataset on its grid and days,
   keeping its covariates, so the real overpasses can be studied with the scenario's (or a
   recipe's) covariates;
@@ -15,7 +16,9 @@ refusing any name that does not resolve to an entry inside the folder:
   in-situ CSV): stations, which replace the current Dataset's stations.
 
 What kind an entry is, and so which reader reads it, is decided by
-:func:`.readers.formats.path_kind`, the same rule the recipe and the CLI's readers follow.
+:func:`.readers.formats.path_kind`, the same rule the recipe and the CLI's readers follow. A
+folder entry whose files (at any depth) link outside the data folder is refused: the browser
+must reach no file outside it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import xarray as xr
 
 from .contract import TARGET, validate
 from .io import open_dataset
-from .readers.formats import KINDS, path_kind
+from .readers.formats import KINDS, granule_files, path_kind
 from .readers.report import LoadReport, ReaderError
 from .selection import data_extent
 
@@ -78,6 +81,16 @@ def resolve_source(root: str | os.PathLike, name: str) -> tuple[Path, str]:
             f"data source {name!r} is not a loadable entry of the data folder ({known})"
         )
     return path, kind
+
+
+def _inside_folder(root: Path, path: Path, name: str) -> None:
+    """Refuse entry ``name`` when ``path`` (a folder: anything in it) leads outside ``root``."""
+    walk = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for item in walk:
+        if not Path(os.path.realpath(item)).is_relative_to(root):
+            raise ValueError(
+                f"data source {name!r}: {item.relative_to(root)} links outside the data folder"
+            )
 
 
 def replace_observations(ds: xr.Dataset, cube: xr.Dataset) -> xr.Dataset:
@@ -128,6 +141,8 @@ def load_source(
 
     say = progress or (lambda _m: None)
     path, kind = resolve_source(root, name)
+    root = Path(root).resolve()
+    _inside_folder(root, path, name)
     report = LoadReport()
     t = pd.DatetimeIndex(current["time"].values)
     start, end = f"{t[0]:%Y-%m-%d}", f"{t[-1]:%Y-%m-%d}"
@@ -137,11 +152,12 @@ def load_source(
         report.add_read(path.name)
     elif kind == "recipe":
         say(f"building from {name}")
-        ds, report = build_from_recipe(path, progress=say)
+        ds, report = build_from_recipe(path, progress=say, root=root)
     elif kind == "granules":
         say(f"reading granules in {name}")
-        # The folder itself, so the granules taken are those the CLI's reader takes.
-        cube, report = read_smap_cube(path, region=_padded_extent(current), start=start, end=end)
+        # The folder's granules, the same files the CLI's reader takes of it.
+        files = granule_files(path)
+        cube, report = read_smap_cube(files, region=_padded_extent(current), start=start, end=end)
         ds = replace_observations(current, cube)
         ds.attrs["observations"] = f"SPL2SMAP_S granules from {name}"
     else:

@@ -1,4 +1,10 @@
-"""A short description of a contract Dataset: what a user wants to know before anything else."""
+"""A short description of a contract Dataset: what a user wants to know before anything else.
+
+The target is read along its named dimensions (transposed to ``(time, y, x)``), so a file stored
+in another order is described rightly too. :func:`describe_problems` says what a file lacks to be
+described at all, and :func:`station_file_summary` recognises the station file that
+``stimpute data insitu`` writes, so ``stimpute data info`` can explain instead of failing.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,51 @@ import xarray as xr
 from .contract import INSITU, LAND_COVER, TARGET, TRUTH, covariate_names, land_cover_classes
 
 
+def _target(ds: xr.Dataset) -> np.ndarray:
+    """The target's values in the contract order ``(time, y, x)``."""
+    return ds[TARGET].transpose("time", "y", "x").values
+
+
+def describe_problems(ds: xr.Dataset) -> list[str]:
+    """What ``ds`` lacks for :func:`describe` (empty when it can be described)."""
+    problems = []
+    if TARGET not in ds.data_vars:
+        problems.append(f"variable '{TARGET}' is missing: expected {TARGET}(time, y, x)")
+    elif set(ds[TARGET].dims) != {"time", "y", "x"}:
+        problems.append(
+            f"variable '{TARGET}' has dims {ds[TARGET].dims}: expected ('time', 'y', 'x')"
+        )
+    for name in ("lat", "lon"):
+        if name not in ds.variables:
+            problems.append(f"coordinate '{name}' is missing: expected {name}(y, x) in degrees")
+    if "time" in ds.dims and ds.sizes["time"] == 0:
+        problems.append("dimension 'time' has length 0: the file holds no day")
+    return problems
+
+
+def station_file_summary(ds: xr.Dataset) -> str | None:
+    """A line describing ``ds`` when it is a station file (``insitu(station, time)`` without a
+    grid, as ``stimpute data insitu`` writes it), else ``None``."""
+    if INSITU not in ds.data_vars or TARGET in ds.data_vars or "station" not in ds.dims:
+        return None
+    t = pd.DatetimeIndex(ds["time"].values) if "time" in ds.coords else pd.DatetimeIndex([])
+    period = f", {t[0]:%Y-%m-%d} .. {t[-1]:%Y-%m-%d}" if len(t) else ", no day"
+    observed = int(np.isfinite(ds[INSITU].values).sum())
+    return (
+        f"a station file ({INSITU}(station, time): {ds.sizes['station']} station(s){period}, "
+        f"{observed} observed station-days) as `stimpute data insitu` writes it, not a gridded "
+        "contract Dataset; `stimpute data build` takes it in a recipe's [insitu] section "
+        '(stations = "<this file>")'
+    )
+
+
 def describe(ds: xr.Dataset) -> dict[str, Any]:
-    """Grid, period, sparsity, covariates, land-cover mix and stations of ``ds`` as plain values."""
+    """Grid, period, sparsity, covariates, land-cover mix and stations of ``ds`` as plain values.
+
+    ``ds`` must pass :func:`describe_problems`; the target may be stored in any dimension order.
+    """
     t = pd.DatetimeIndex(ds["time"].values)
-    observed = np.isfinite(ds[TARGET].values)
+    observed = np.isfinite(_target(ds))
     x, y = ds["x"].values, ds["y"].values
     dynamic, static = covariate_names(ds)
     gaps = sparsity(ds)
@@ -40,10 +87,14 @@ def describe(ds: xr.Dataset) -> dict[str, Any]:
     }
     if LAND_COVER in ds.data_vars:
         classes = land_cover_classes(ds)
-        codes, counts = np.unique(ds[LAND_COVER].values, return_counts=True)
+        values = np.asarray(ds[LAND_COVER].values)
+        finite = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
+        codes, counts = np.unique(values[finite], return_counts=True)
         info["land_cover"] = {
             classes.get(int(c), str(int(c))): int(n) for c, n in zip(codes, counts, strict=True)
         }
+        if not finite.all():  # a broken file is still described (its problems listed apart)
+            info["land_cover"]["not a code (NaN or infinite)"] = int((~finite).sum())
     return info
 
 
@@ -81,7 +132,7 @@ def observed_fraction(ds: xr.Dataset) -> xr.DataArray:
 
 def daily_coverage(ds: xr.Dataset) -> pd.Series:
     """Fraction of cells observed on each day: shows the overpass pattern."""
-    cover = np.isfinite(ds[TARGET].values).mean(axis=(1, 2))
+    cover = np.isfinite(_target(ds)).mean(axis=(1, 2))
     return pd.Series(cover, index=pd.DatetimeIndex(ds["time"].values), name="coverage")
 
 
@@ -93,7 +144,8 @@ def sparsity(ds: xr.Dataset) -> dict[str, float | int]:
     ``ds``) and ``median_gap_days`` (median spacing of the observed days, in days: the typical
     revisit; NaN with fewer than two observed days).
     """
-    observed = np.isfinite(ds[TARGET].values)
+    obs = ds[TARGET]
+    observed = np.isfinite(obs.transpose("time", ...).values)
     times = pd.DatetimeIndex(ds["time"].values)
     days = times[observed.any(axis=tuple(range(1, observed.ndim)))]
     gaps = np.diff(days.values) / np.timedelta64(1, "D")

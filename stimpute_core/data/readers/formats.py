@@ -3,7 +3,14 @@
 The one place that decides this, so that every route into the readers (the app's data folder in
 :mod:`stimpute_core.data.sources`, the recipe in :mod:`.build`, the SMAP readers behind the CLI)
 sees the same files. Suffixes are compared case-insensitively. No heavy imports: this module is
-imported wherever a path is looked at.
+imported wherever a path is looked at (h5py is imported only to look inside a candidate granule).
+
+A granule is an SMAP HDF5 file: one named ``.h5``/``.he5``/``.hdf5`` (:data:`GRANULE_SUFFIXES`,
+taken by name, so a corrupt one is reported rather than passed over), or a file of any other name
+whose content is HDF5 holding the SMAP groups (``Soil_Moisture_Retrieval_Data*``): the ``.nc4``
+(sometimes ``.nc``) subsets that NASA Earthdata's Harmony and OPeNDAP deliver are HDF5 inside.
+HDF5 is recognised by its signature (:data:`HDF5_SIGNATURE`) at byte 0, 512, 1024, 2048, ...
+(HDF5 allows a user block of a power of two from 512 bytes before the superblock).
 """
 
 from __future__ import annotations
@@ -18,6 +25,15 @@ PathLike = str | os.PathLike
 #: SMAP HDF5 files (SPL2SMAP_S granules, SPL3SMP daily files): NSIDC ships ``.h5``; ``.he5`` and
 #: ``.hdf5`` are the other HDF5 spellings found in downloads and re-packaged archives.
 GRANULE_SUFFIXES = (".h5", ".he5", ".hdf5")
+#: How the granules a folder may hold are described in help texts and messages.
+GRANULES_DESCRIPTION = (
+    f"SMAP HDF5 granules ({'/'.join(GRANULE_SUFFIXES)}, or .nc4/.nc subsets with HDF5 content)"
+)
+#: The 8 bytes that open an HDF5 superblock.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Groups whose presence makes an HDF5 file an SMAP granule (SPL2SMAP_S ``_1km``/``_3km``,
+#: SPL3SMP ``_AM``/``_PM``).
+SMAP_GROUP_PREFIX = "Soil_Moisture_Retrieval_Data"
 #: NetCDF files: contract Datasets and Daymet daily weather.
 NETCDF_SUFFIXES = (".nc", ".nc4")
 #: Rasters opened with xarray (CF NetCDF/HDF5) rather than GDAL (GeoTIFF and the rest).
@@ -50,17 +66,72 @@ def files_in(folder: PathLike, suffixes: Iterable[str]) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and has_suffix(p, suffixes))
 
 
+def is_hdf5(path: PathLike) -> bool:
+    """Whether the file ``path`` is HDF5 by content: the signature at 0, 512, 1024, 2048, ..."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                fh.seek(offset)
+                if fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+                offset = max(512, 2 * offset)
+    except OSError:
+        return False
+    return False
+
+
+def is_smap_hdf5(path: PathLike) -> bool:
+    """Whether ``path`` is HDF5 by content and holds an SMAP group (:data:`SMAP_GROUP_PREFIX`)."""
+    if not is_hdf5(path):
+        return False
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return any(str(k).startswith(SMAP_GROUP_PREFIX) for k in f.keys())
+    except (OSError, ValueError):
+        return False
+
+
+def is_granule(path: PathLike) -> bool:
+    """Whether the file ``path`` is taken as a granule (module docstring): by name or content."""
+    path = Path(path)
+    return path.is_file() and (has_suffix(path, GRANULE_SUFFIXES) or is_smap_hdf5(path))
+
+
 def granule_files(folder: PathLike) -> list[Path]:
-    """The SMAP HDF5 files (:data:`GRANULE_SUFFIXES`) directly inside ``folder``, sorted."""
-    return files_in(folder, GRANULE_SUFFIXES)
+    """The granules directly inside ``folder`` (:func:`is_granule`), sorted by name.
+
+    Sidecars (NSIDC's ``.xml``, a ``README``) are neither granule suffixes nor HDF5: left out.
+    """
+    return sorted(p for p in Path(folder).iterdir() if is_granule(p))
+
+
+def no_granule_problem(folder: PathLike) -> str:
+    """Why ``folder`` offers no granule, as a message part: missing, empty or what it holds."""
+    folder = Path(folder)
+    if not folder.exists():
+        return f"no such folder: expected a folder of {GRANULES_DESCRIPTION}"
+    if not folder.is_dir():
+        return f"is not a folder: expected a folder of {GRANULES_DESCRIPTION}"
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return f"the folder is empty: expected {GRANULES_DESCRIPTION}"
+    shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+    return (
+        f"the folder holds {len(names)} entr{'y' if len(names) == 1 else 'ies'} ({shown}) "
+        f"but no granule: expected {GRANULES_DESCRIPTION}"
+    )
 
 
 def path_kind(path: PathLike) -> str | None:
     """The kind (one of :data:`KINDS`) of a file or folder, or ``None`` when no reader takes it.
 
     Files go by suffix: ``.nc``/``.nc4`` contract, ``.toml`` recipe, ``.zip`` ISMN download,
-    ``.csv`` in-situ CSV. A folder holding granules directly is ``granules``; else a folder with
-    ISMN data files (``*.stm``) at any depth is ``ismn``.
+    ``.csv`` in-situ CSV. A folder holding granules directly (:func:`granule_files`) is
+    ``granules``; else a folder with ISMN data files (``*.stm``) at any depth is ``ismn``.
     """
     path = Path(path)
     if path.is_file():
@@ -84,16 +155,23 @@ def path_kind(path: PathLike) -> str | None:
 
 __all__ = [
     "CSV_SUFFIX",
+    "GRANULES_DESCRIPTION",
     "GRANULE_SUFFIXES",
+    "HDF5_SIGNATURE",
     "ISMN_SUFFIX",
     "KINDS",
     "NETCDF_SUFFIXES",
     "RECIPE_SUFFIX",
+    "SMAP_GROUP_PREFIX",
     "XARRAY_RASTER_SUFFIXES",
     "ZIP_SUFFIX",
     "PathLike",
     "files_in",
     "granule_files",
     "has_suffix",
+    "is_granule",
+    "is_hdf5",
+    "is_smap_hdf5",
+    "no_granule_problem",
     "path_kind",
 ]

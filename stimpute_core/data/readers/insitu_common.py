@@ -18,6 +18,10 @@ Decisions, for both readers:
   dropped and listed too.
 - The time axis holds every day from the first to the last day with a value, or from ``start`` to
   ``end`` when given (values outside the window are dropped).
+- CSV dates must lie within :func:`plausible_days` (1950-01-01 to one year after today): satellite
+  soil moisture starts in 1978 and no in-situ record older than 1950 can meet it, while a date
+  more than a year ahead is a typo or a placeholder (9999-01-01 would make an 8,000-year daily
+  axis). A row dated outside is malformed and listed. (ISMN dates come from ISMN's own archive.)
 - ``insitu`` is float32; ``station`` is the station's name (ISMN) or id (CSV);
   ``station_network`` is the ISMN network, or the CSV's optional ``network`` column ("unknown"
   when absent).
@@ -28,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -53,6 +57,15 @@ class Station:
     depth: float
     network: str
     daily: pd.Series  # float64, index: midnights (naive UTC)
+
+
+#: The first plausible day of an in-situ record (see the module docstring).
+FIRST_PLAUSIBLE_DAY = date(1950, 1, 1)
+
+
+def plausible_days() -> tuple[date, date]:
+    """First and last plausible day of an in-situ record: 1950-01-01 and a year after today."""
+    return FIRST_PLAUSIBLE_DAY, date.today() + timedelta(days=366)
 
 
 def time_window(start: DateLike, end: DateLike) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:

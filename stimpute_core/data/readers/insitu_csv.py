@@ -6,6 +6,7 @@ The format is described at :func:`read_insitu_csv`; the daily rule and the outpu
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import os
@@ -24,6 +25,7 @@ from .insitu_common import (
     combine_sensors,
     fmt_window,
     in_depth,
+    plausible_days,
     time_window,
 )
 from .report import LoadReport, ReaderError
@@ -35,6 +37,10 @@ __all__ = ["CSV_COLUMNS", "read_insitu_csv"]
 CSV_COLUMNS = ("station", "time", "lat", "lon", "depth", "soil_moisture")
 #: Row problems of a CSV listed one by one in the report; the rest are counted in one entry.
 _MAX_ROW_ENTRIES = 20
+#: Row problems quoted in an error message (the report may not be shown with it).
+_MAX_IN_MESSAGE = 3
+#: Bytes looked at to tell a binary file from a text CSV.
+_SNIFF_BYTES = 65536
 
 
 class _RowLog:
@@ -43,13 +49,24 @@ class _RowLog:
     def __init__(self, path: Path, report: LoadReport):
         self.path, self.report, self.extra = path, report, 0
         self.listed = 0
+        self.first: list[str] = []
 
     def add(self, line: int, problem: str) -> None:
+        if len(self.first) < _MAX_IN_MESSAGE:
+            self.first.append(f"line {line}: {problem}")
         if self.listed < _MAX_ROW_ENTRIES:
             self.report.add_skipped(self.path, f"line {line}: {problem}")
             self.listed += 1
         else:
             self.extra += 1
+
+    def quoted(self) -> str:
+        """The first row problems, for an error message; empty when there were none."""
+        n = self.listed + self.extra
+        if not n:
+            return ""
+        more = f"; {n - len(self.first)} more" if n > len(self.first) else ""
+        return f" ({n} malformed row(s): {'; '.join(self.first)}{more})"
 
     def close(self) -> None:
         if self.extra:
@@ -69,12 +86,17 @@ def _parse_row(
     empty = [c for c in CSV_COLUMNS if not raw[c]]
     if empty:
         return f"missing value(s) for {', '.join(empty)}"
+    first, last = plausible_days()
     try:
         t = datetime.fromisoformat(raw["time"])
     except ValueError:
         return f"time {raw['time']!r} is not an ISO 8601 date"
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
+    try:
+        t = t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+    except OverflowError:  # 9999-12-31T23:00-05:00 lies beyond year 9999 in UTC
+        t = datetime.max
+    if not first <= t.date() <= last:
+        return f"time {raw['time']!r} lies outside the plausible span {first}..{last}"
     numbers = []
     for c in ("lat", "lon", "depth", "soil_moisture"):
         try:
@@ -86,7 +108,51 @@ def _parse_row(
         return f"lat/lon {raw['lat']},{raw['lon']} is not a position in degrees"
     if not math.isfinite(depth):
         return f"depth {raw['depth']!r} is not a number"
+    if math.isinf(value):
+        return f"soil_moisture {raw['soil_moisture']!r} is infinite (nan marks a missing value)"
     return raw["station"], t, lat, lon, depth, value
+
+
+def _encoding(path: Path) -> str:
+    """``utf-8-sig``, or ``latin-1`` for a text file that is not UTF-8; ReaderError if binary.
+
+    Latin-1 (ISO 8859-1, a superset of ASCII that decodes every byte) is the documented fallback
+    for CSVs saved by older spreadsheets: numbers and ISO dates are ASCII and read the same, only
+    non-ASCII station names may come out differently. A NUL byte in the first 64 KiB marks a
+    binary file (or UTF-16 text), which is refused without quoting any of its content.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+        if b"\x00" in head:
+            raise ReaderError(
+                path,
+                "is a binary file (or UTF-16 text), not a CSV: expected UTF-8 text with the "
+                "header " + ",".join(CSV_COLUMNS),
+            )
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "utf-8-sig"
+
+
+def _header_text(header: list[str]) -> str:
+    """The header for a message when it looks like one (short names), else nothing of it.
+
+    A file that is not a CSV (a system file, say) must not have its content echoed.
+    """
+    names = [h.strip() for h in header]
+    plausible = 2 <= len(names) <= 50 and all(
+        len(n) <= 40 and n.isprintable() and ":" not in n for n in names
+    )
+    if not plausible:
+        return f"its first line is not a CSV header ({len(names)} field(s))"
+    text = ",".join(names)
+    return f"the header is {text[:200]!r}"
 
 
 def read_insitu_csv(
@@ -110,9 +176,12 @@ def read_insitu_csv(
     column fills ``station_network``; other columns are ignored. Rows whose depth lies outside
     ``min_depth..max_depth`` are not used.
 
-    A malformed row (unparseable time, non-numeric field, missing value, too few fields) is
-    skipped and listed in the report by line number (the first 20 one by one, the rest counted);
-    so is a value outside 0..0.8 m³/m³, which would break the contract (percent? divide by 100).
+    The file is read as UTF-8, or as Latin-1 when it is not valid UTF-8 (said in the report); a
+    binary file is refused. A malformed row (unparseable time or one outside the plausible span
+    1950..next year, non-numeric or infinite field, missing value, too few fields) is skipped and
+    listed in the report by line number (the first 20 one by one, the rest counted); so is a
+    value outside 0..0.8 m³/m³, which would break the contract (percent? divide by 100). Errors
+    quote the first few malformed rows themselves, since the report may not be shown with them.
     A station whose lat/lon vary across rows keeps the first row's and is listed. Raises
     :class:`ReaderError` when the file is missing or empty, lacks a required column (named in
     the message), has no row in the depth range (the depths present are listed), or has no valid
@@ -136,7 +205,13 @@ def read_insitu_csv(
     lo_day = t0.toordinal() if t0 is not None else None
     hi_day = t1.toordinal() if t1 is not None else None
 
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    try:
+        encoding = _encoding(path)
+    except OSError as err:  # unreadable (permissions, a device): say so, never a traceback
+        raise ReaderError(path, f"cannot be read ({err.strerror or err})") from err
+    if encoding != "utf-8-sig":
+        report.add_skipped(path, "not UTF-8: read as Latin-1 (check non-ASCII station names)")
+    with path.open(newline="", encoding=encoding) as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader, None)
@@ -149,8 +224,8 @@ def read_insitu_csv(
         if missing:
             raise ReaderError(
                 path,
-                f"missing required column(s) {', '.join(missing)}: the header is "
-                f"{','.join(h.strip() for h in header)!r}, expected {','.join(CSV_COLUMNS)}",
+                f"missing required column(s) {', '.join(missing)}: {_header_text(header)}, "
+                f"expected {','.join(CSV_COLUMNS)}",
             )
         index = {c: names.index(c) for c in CSV_COLUMNS}
         net_i = names.index("network") if "network" in names else None
@@ -210,7 +285,8 @@ def read_insitu_csv(
     report.add_read(path)
 
     if n_parsed == 0:
-        raise ReaderError(path, "has no valid row (see the report for the malformed ones)")
+        what = rowlog.quoted() or " (it has a header but no data row)"
+        raise ReaderError(path, f"has no valid row{what}")
     if n_in_depth == 0:
         present = ", ".join(f"{d:g} m" for d in sorted(depths_seen))
         raise ReaderError(
@@ -225,7 +301,9 @@ def read_insitu_csv(
                 path, f"no valid value within {fmt_window(t0, t1)}; the data cover {a}..{b}"
             )
         hint = f" ({n_range} outside 0..0.8 m³/m³: percent? divide by 100)" if n_range else ""
-        raise ReaderError(path, f"has no valid soil_moisture value in the depth range{hint}")
+        raise ReaderError(
+            path, f"has no valid soil_moisture value in the depth range{hint}{rowlog.quoted()}"
+        )
 
     stations: list[Station] = []
     for name in sorted({s for s, _ in sums}):

@@ -14,26 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rioxarray
 import xarray as xr
 from pyproj import CRS, Proj
 
-from ..contract import IGBP_CLASSES, LAND_COVER, STATIC_COVARIATES
+from ..contract import IGBP_CLASSES, LAND_COVER, STATIC_COVARIATES, STATIC_RANGES
 from ..grid import EASE2_CRS, GridBox
 from ..terrain import slope_aspect
 from .formats import XARRAY_RASTER_SUFFIXES, PathLike, has_suffix
 from .regrid import (
-    KM_UNITS,
-    LATLON_DIMS,
     TargetGrid,
-    cf_crs,
     covering_slice,
+    open_geotiff,
+    open_netcdf_raster,
     regrid,
     resolve_method,
     target_grid,
     transformer,
 )
 from .report import ReaderError
+from .soil_units import to_contract_units
 
 __all__ = [
     "NLCD_TO_IGBP",
@@ -79,88 +78,12 @@ _STATIC_ATTRS = {
 }
 
 
-def _open_netcdf_raster(path: str, variable: str | None, band: int) -> xr.DataArray:
-    try:
-        ds = xr.open_dataset(path)
-    except Exception as exc:
-        raise ReaderError(path, f"not a raster: cannot be opened as NetCDF ({exc})") from exc
-
-    def spatial(v: xr.DataArray) -> tuple[str, str] | None:
-        for ydim, xdim in (("y", "x"), *LATLON_DIMS):
-            if ydim in v.dims and xdim in v.dims:
-                return ydim, xdim
-        return None
-
-    if variable is None:
-        cands = [n for n, v in ds.data_vars.items() if spatial(v) is not None]
-        if not cands:
-            raise ReaderError(path, "not a raster: no variable on y/x or lat/lon axes")
-        if len(cands) > 1:
-            raise ReaderError(path, f"holds rasters {', '.join(map(str, cands))}: pass variable=")
-        variable = str(cands[0])
-    if variable not in ds.data_vars:
-        raise ReaderError(path, f"has no variable '{variable}' (has {', '.join(map(str, ds))})")
-    da = ds[variable]
-    dims = spatial(da)
-    if dims is None:
-        raise ReaderError(path, f"variable '{variable}' has dims {da.dims}: not a y/x raster")
-    ydim, xdim = dims
-    for d in [d for d in da.dims if d not in dims]:
-        if d == "band" and "band" in da.coords and band in da["band"].values:
-            da = da.sel(band=band, drop=True)
-        elif da.sizes[d] == 1:
-            da = da.isel({d: 0}, drop=True)
-        else:
-            raise ReaderError(path, f"variable '{variable}' has an extra dimension '{d}'")
-    if (ydim, xdim) == ("y", "x"):
-        crs = cf_crs(ds, da)
-        if crs is None:
-            try:
-                crs = da.rio.crs or ds.rio.crs
-            except Exception:
-                crs = None
-        if crs is None:
-            raise ReaderError(path, f"variable '{variable}' on x/y has no CRS (grid_mapping)")
-        unit = str(ds["x"].attrs.get("units", "m")).strip().lower()
-        if crs.is_projected and unit in KM_UNITS:
-            da = da.assign_coords(x=da["x"] * 1000.0, y=da["y"] * 1000.0)
-    else:
-        crs = CRS.from_epsg(4326)
-    attrs = dict(da.attrs)
-    da = da.reset_coords(drop=True).rename({ydim: "y", xdim: "x"}).transpose("y", "x")
-    da = da.drop_vars([c for c in da.coords if c not in ("x", "y")])
-    da.attrs = attrs
-    return da.rio.write_crs(crs).rio.set_spatial_dims(x_dim="x", y_dim="y")
-
-
-def _open_geotiff(path: str, variable: str | None, band: int) -> xr.DataArray:
-    try:
-        da = rioxarray.open_rasterio(path, masked=True)
-    except Exception as exc:
-        raise ReaderError(path, f"not a raster rasterio can read ({exc})") from exc
-    if isinstance(da, list):
-        raise ReaderError(path, "holds several subdatasets: convert the one wanted to GeoTIFF")
-    if isinstance(da, xr.Dataset):
-        names = list(map(str, da.data_vars))
-        if variable is None or variable not in names:
-            raise ReaderError(path, f"holds rasters {', '.join(names)}: pass variable=")
-        da = da[variable]
-    if "band" in da.dims:
-        bands = [int(b) for b in np.atleast_1d(da["band"].values)]
-        if band not in bands:
-            raise ReaderError(path, f"has band(s) {bands}, not band {band}")
-        da = da.sel(band=band, drop=True)
-    if da.rio.crs is None:
-        raise ReaderError(path, "raster has no CRS")
-    return da
-
-
 def _source_raster(path: str, variable: str | None, band: int, tgt: TargetGrid) -> xr.DataArray:
     """The source raster, clipped to the region (plus margin), float64 with NaN as nodata."""
     if has_suffix(path, XARRAY_RASTER_SUFFIXES):
-        da = _open_netcdf_raster(path, variable, band)
+        da = open_netcdf_raster(path, variable, band)
     else:
-        da = _open_geotiff(path, variable, band)
+        da = open_geotiff(path, variable, band)
     crs = da.rio.crs
     xs = np.asarray(da["x"].values, dtype=float)
     ys = np.asarray(da["y"].values, dtype=float)
@@ -194,6 +117,12 @@ def _source_raster(path: str, variable: str | None, band: int, tgt: TargetGrid) 
     da = da.isel(x=covering_slice(xs, bx0, bx1, mx), y=covering_slice(ys, by0, by1, my))
     attrs = dict(da.attrs)
     da = da.reset_coords(drop=True).load().astype(np.float64)
+    # A GeoTIFF band's scale/offset (GDAL metadata) is not applied by rioxarray: apply it here.
+    # (NetCDF ``scale_factor``/``add_offset`` are decoded by xarray and never reach attrs.)
+    scale, offset = float(attrs.pop("scale_factor", 1.0)), float(attrs.pop("add_offset", 0.0))
+    if scale != 1.0 or offset != 0.0:
+        da = da * scale + offset
+        attrs["band_scale"] = f"x {scale:g} + {offset:g} (the raster's scale/offset)"
     # North-up, west to east: GDAL warps such rasters most reliably (lat/lon NetCDFs often ascend).
     if da["y"].values[0] < da["y"].values[-1]:
         da = da.isel(y=slice(None, None, -1))
@@ -253,7 +182,8 @@ def read_static_raster(
         values = np.where(np.isfinite(s) & np.isfinite(c), values, np.nan)
     else:
         values = regrid(src, tgt, method, kind)
-    attrs = {k: v for k, v in src.attrs.items() if k in ("units", "long_name", "standard_name")}
+    keep = ("units", "long_name", "standard_name", "band_scale")
+    attrs = {k: v for k, v in src.attrs.items() if k in keep}
     attrs.update(source=os.path.basename(path), resampling=method)
     name = variable or Path(path).stem
     return xr.DataArray(values, dims=("y", "x"), coords=tgt.coords, name=name, attrs=attrs)
@@ -360,6 +290,7 @@ def read_static_covariates(
     grid: xr.Dataset | GridBox,
     *,
     method: str = "average",
+    scales: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> xr.Dataset:
     """Static covariates ``(y, x)`` on the target grid from one raster per field.
 
@@ -370,9 +301,19 @@ def read_static_covariates(
     (default ``"average"``: the area mean is the natural 1 km value of a 30-250 m source);
     aspect is regridded as an angle. When elevation is given without slope/aspect, they are
     derived from the 1 km elevation (:func:`terrain_from_elevation`), like the synthetic scenario.
-    Units are the file's ``units`` attribute, else m for elevation and degrees for slope/aspect.
+
+    Values end up in the contract's units (:data:`~stimpute_core.data.contract.STATIC_RANGES`),
+    following :mod:`.soil_units`: ``scales`` maps a name to ``{"scale": float | None, "units":
+    str | None}`` (the recipe's; it wins over any guess); otherwise the file's units, a SoilGrids
+    file name or the value range decide (SoilGrids integers such as bulk density 145 cg/cm³ are
+    converted, with a warning). Every field with a known range must then lie within it, or
+    :class:`ReaderError` names the file, the values and the units expected.
     """
     tgt = target_grid(grid)
+    scales = dict(scales or {})
+    unknown = sorted(set(scales) - set(files))
+    if unknown:
+        raise ValueError(f"scales given for {', '.join(unknown)}, which no file is given for")
     fields: dict[str, xr.DataArray] = {}
     for name, spec in files.items():
         path, opts = (spec[0], dict(spec[1])) if isinstance(spec, tuple) else (spec, {})
@@ -387,6 +328,8 @@ def read_static_covariates(
         da.attrs.setdefault("long_name", long_name)
         if units is not None:
             da.attrs.setdefault("units", units)
+        if name in STATIC_RANGES or name in scales:
+            da = to_contract_units(name, da, str(path), scales.get(name))
         fields[name] = da.rename(name)
     if "elevation" in fields and not ("slope" in fields and "aspect" in fields):
         elev = fields["elevation"]

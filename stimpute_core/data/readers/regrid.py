@@ -10,7 +10,9 @@ EPSG:6933, unless its ``crs`` attribute says otherwise) or a
 - warping (:func:`regrid`): rasterio/GDAL ``rio.reproject`` onto the target transform, which
   handles any CRS, nodata and area averaging of fine rasters (30 m DEMs, POLARIS, NLCD).
 
-Also the CRS helpers both readers use (CF grid mappings, cached transformers).
+Also the CRS helpers both readers use (CF grid mappings, cached transformers) and the openers
+of source rasters (GeoTIFF through rioxarray, NetCDF through xarray), which raise
+:class:`~.report.ReaderError` naming the file.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import rioxarray  # noqa: F401  (registers the ``.rio`` accessor used below)
+import rioxarray
 import xarray as xr
 from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 
 from ..grid import CELL_SIZE, EASE2_CRS, GridBox, grid_coords
+from .report import ReaderError
 
 __all__ = [
     "KM_UNITS",
@@ -36,6 +39,8 @@ __all__ = [
     "TargetGrid",
     "cf_crs",
     "covering_slice",
+    "open_geotiff",
+    "open_netcdf_raster",
     "regrid",
     "resolve_method",
     "target_grid",
@@ -169,6 +174,87 @@ def _crs_from_cf(key: tuple) -> CRS:
 def transformer(src: CRS, dst: CRS) -> Transformer:
     """An ``always_xy`` transformer from ``src`` to ``dst``, cached (building one is slow)."""
     return Transformer.from_crs(src, dst, always_xy=True)
+
+
+# --------------------------------------------------------------------------- source rasters
+
+
+def open_netcdf_raster(path: str, variable: str | None, band: int) -> xr.DataArray:
+    """One raster (y, x) of a NetCDF file with its CRS: CF grid mapping (x/y in m or km) or lon/lat."""
+    try:
+        ds = xr.open_dataset(path)
+    except Exception as exc:
+        raise ReaderError(path, f"not a raster: cannot be opened as NetCDF ({exc})") from exc
+
+    def spatial(v: xr.DataArray) -> tuple[str, str] | None:
+        for ydim, xdim in (("y", "x"), *LATLON_DIMS):
+            if ydim in v.dims and xdim in v.dims:
+                return ydim, xdim
+        return None
+
+    if variable is None:
+        cands = [n for n, v in ds.data_vars.items() if spatial(v) is not None]
+        if not cands:
+            raise ReaderError(path, "not a raster: no variable on y/x or lat/lon axes")
+        if len(cands) > 1:
+            raise ReaderError(path, f"holds rasters {', '.join(map(str, cands))}: pass variable=")
+        variable = str(cands[0])
+    if variable not in ds.data_vars:
+        raise ReaderError(path, f"has no variable '{variable}' (has {', '.join(map(str, ds))})")
+    da = ds[variable]
+    dims = spatial(da)
+    if dims is None:
+        raise ReaderError(path, f"variable '{variable}' has dims {da.dims}: not a y/x raster")
+    ydim, xdim = dims
+    for d in [d for d in da.dims if d not in dims]:
+        if d == "band" and "band" in da.coords and band in da["band"].values:
+            da = da.sel(band=band, drop=True)
+        elif da.sizes[d] == 1:
+            da = da.isel({d: 0}, drop=True)
+        else:
+            raise ReaderError(path, f"variable '{variable}' has an extra dimension '{d}'")
+    if (ydim, xdim) == ("y", "x"):
+        crs = cf_crs(ds, da)
+        if crs is None:
+            try:
+                crs = da.rio.crs or ds.rio.crs
+            except Exception:
+                crs = None
+        if crs is None:
+            raise ReaderError(path, f"variable '{variable}' on x/y has no CRS (grid_mapping)")
+        unit = str(ds["x"].attrs.get("units", "m")).strip().lower()
+        if crs.is_projected and unit in KM_UNITS:
+            da = da.assign_coords(x=da["x"] * 1000.0, y=da["y"] * 1000.0)
+    else:
+        crs = CRS.from_epsg(4326)
+    attrs = dict(da.attrs)
+    da = da.reset_coords(drop=True).rename({ydim: "y", xdim: "x"}).transpose("y", "x")
+    da = da.drop_vars([c for c in da.coords if c not in ("x", "y")])
+    da.attrs = attrs
+    return da.rio.write_crs(crs).rio.set_spatial_dims(x_dim="x", y_dim="y")
+
+
+def open_geotiff(path: str, variable: str | None, band: int) -> xr.DataArray:
+    """One band of a GeoTIFF (or any raster GDAL reads) through rioxarray, nodata masked."""
+    try:
+        da = rioxarray.open_rasterio(path, masked=True)
+    except Exception as exc:
+        raise ReaderError(path, f"not a raster rasterio can read ({exc})") from exc
+    if isinstance(da, list):
+        raise ReaderError(path, "holds several subdatasets: convert the one wanted to GeoTIFF")
+    if isinstance(da, xr.Dataset):
+        names = list(map(str, da.data_vars))
+        if variable is None or variable not in names:
+            raise ReaderError(path, f"holds rasters {', '.join(names)}: pass variable=")
+        da = da[variable]
+    if "band" in da.dims:
+        bands = [int(b) for b in np.atleast_1d(da["band"].values)]
+        if band not in bands:
+            raise ReaderError(path, f"has band(s) {bands}, not band {band}")
+        da = da.sel(band=band, drop=True)
+    if da.rio.crs is None:
+        raise ReaderError(path, "raster has no CRS")
+    return da
 
 
 # --------------------------------------------------------------------------- point sampling

@@ -32,7 +32,9 @@ class LoadReport:
         self.skipped.append((str(path), reason))
 
     def summary(self) -> str:
-        """Human-readable summary: counts, then one line per skipped file."""
-        lines = [f"read {len(self.read)} file(s), skipped {len(self.skipped)}"]
+        """Human-readable summary: counts, then one line per skipped file, row or station."""
+        lines = [f"read {len(self.read)} file(s); {len(self.skipped)} skipped (listed below)"]
+        if not self.skipped:
+            lines = [f"read {len(self.read)} file(s), skipped none"]
         lines += [f"  skipped {os.path.basename(p)}: {why}" for p, why in self.skipped]
         return "\n".join(lines)

@@ -14,8 +14,13 @@ Decisions, for both products:
 - The day of a file is the UTC date of the SMAP time in its name; a file without a parsable
   name falls back to ``Metadata/Extent`` ``rangeBeginningDateTime``.
 - Several files on one day are averaged per cell over their valid values.
-- A folder is read as its SMAP HDF5 files (:func:`.formats.granule_files`: ``.h5``, ``.he5``,
-  ``.hdf5``), the same files the app's data folder and the recipe take.
+- A folder is read as its granules (:func:`.formats.granule_files`: SMAP HDF5 files by name or
+  by content), the same files the app's data folder and the recipe take; a folder holding none
+  is an error that says what it holds.
+- Memory: before a cube is allocated its size is estimated (:func:`check_cube_memory`) and a
+  cube larger than the limit is refused with its size. The limit is half the machine's physical
+  memory (the other half leaves room for the copies that merging and writing make and for
+  everything else running), or ``STIMPUTE_MAX_MEMORY_GB`` gigabytes when that is set.
 - A bad file raises :class:`ReaderError` from the single-file readers; the multi-file readers skip
   it, list it in the :class:`LoadReport` and keep everything already read.
 """
@@ -31,7 +36,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .formats import granule_files
+from .formats import granule_files, no_granule_problem
 from .report import ReaderError
 
 QUALITIES = ("recommended", "all")
@@ -41,6 +46,9 @@ UNITS = "m3/m3"
 
 _L2_NAME = re.compile(r"SMAP_L2_SM_SP_[A-Za-z0-9]+_(\d{8}T\d{6})_\d{8}T\d{6}_")
 _L3_NAME = re.compile(r"SMAP_L3_SM_P_(?:E_)?(\d{8})_")
+
+#: Environment variable: the most memory, in GB (10^9 bytes), that one cube may take.
+MEMORY_ENV = "STIMPUTE_MAX_MEMORY_GB"
 
 #: ``True`` for a tqdm bar, or a callable told ``(done, total, path)`` after each file.
 Progress = bool | Callable[[int, int, str], None] | None
@@ -185,12 +193,65 @@ def check_choice(name: str, value: str, allowed: Iterable[str]) -> None:
 # --------------------------------------------------------------------------- multi-file helpers
 
 
+def memory_limit() -> tuple[int, str]:
+    """The most bytes one cube may take, and where that limit comes from (for messages):
+    ``$STIMPUTE_MAX_MEMORY_GB`` or half the physical memory.
+
+    ``ValueError`` when the variable is set but is not a positive number.
+    """
+    text = os.environ.get(MEMORY_ENV, "").strip()
+    if text:
+        try:
+            gb = float(text)
+        except ValueError:
+            gb = float("nan")
+        if not gb > 0:
+            raise ValueError(f"{MEMORY_ENV}={text!r}: expected a positive number of gigabytes")
+        return int(gb * 1e9), f"set by {MEMORY_ENV}"
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume 16 GB of memory
+        physical = 16 * 10**9
+    return int(physical // 2), f"half the physical memory; {MEMORY_ENV} raises it"
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+
+
+def check_cube_memory(
+    days: int, nrows: int, ncols: int, bytes_per_value: int, *, what: str, advice: str
+) -> int:
+    """Refuse a cube of ``days x nrows x ncols`` values of ``bytes_per_value`` bytes (all the
+    arrays it holds together) when it exceeds :func:`memory_limit`; return its size in bytes.
+
+    ``what`` names the cube in the message, ``advice`` says what to change (a smaller region or
+    period). Nothing is allocated: the check runs before the cube is.
+    """
+    size = int(days) * int(nrows) * int(ncols) * int(bytes_per_value)
+    limit, source = memory_limit()
+    if size > limit:
+        raise ValueError(
+            f"{what} of {days} days x {nrows} x {ncols} cells would need about {_size(size)} "
+            f"of memory ({bytes_per_value} bytes per cell-day), more than the limit of "
+            f"{_size(limit)} ({source}): {advice}; nothing was read"
+        )
+    return size
+
+
 def list_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
-    """A folder's SMAP HDF5 files (sorted), one file, or a given list of files (order kept)."""
+    """A folder's granules (sorted), one file, or a given list of files (order kept).
+
+    A folder without any granule raises :class:`ReaderError` saying what it holds; a missing
+    path ``FileNotFoundError``.
+    """
     if isinstance(source, str | os.PathLike):
         folder = Path(source)
         if folder.is_dir():
-            return [str(p) for p in granule_files(folder)]
+            files = [str(p) for p in granule_files(folder)]
+            if not files:
+                raise ReaderError(folder, no_granule_problem(folder))
+            return files
         if folder.is_file():
             return [str(folder)]
         raise FileNotFoundError(f"{folder}: no such file or folder")

@@ -7,11 +7,24 @@ for 1 km, M03 for 3 km). An index is fill when it equals the field's ``_FillValu
 product) or lies off the global grid; such cells, and all cells of a granule without index
 fields, are placed by projecting their latitude/longitude instead. A 3 km value fills its 3 x 3
 block of 1 km cells (M03 = 3 x M01 exactly).
+
+The day of a granule is the UTC date of the SMAP radiometer time, the first of the two
+timestamps in ``SMAP_L2_SM_SP_<S1 code>_<SMAP time>_<Sentinel-1 time>_<tile>_<CRID>_<counter>.h5``:
+the field order in the project's domain notes on SPL2SMAP_S and in the V003 user guide's naming
+table as quoted in public code ("first date is first SMAP, second date is first Sentinel");
+NSIDC's date folders agree
+(``SPL2SMAP_S.003/2024.08.24/SMAP_L2_SM_SP_1AIWDV_20240824T002743_20240823T235036_...``). The
+soil moisture is the SMAP retrieval disaggregated with the radar, so the SMAP pass dates it.
+
+Only the latest version of a scene is read, and a granule without its own quality flag falls
+back to the 3 km flag or to none (:mod:`.smap_scenes`); a load says so once.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,11 +53,11 @@ from .smap_common import (
     progress_iter,
     recommended,
     same_shape,
-    scalar_attr,
     valid_values,
 )
+from .smap_scenes import FALLBACKS, coarse_recommended, latest_versions, valid_index
 
-__all__ = ["RESOLUTIONS", "GranuleCells", "read_smap_cube", "read_spl2smap_s"]
+__all__ = ["FALLBACKS", "RESOLUTIONS", "GranuleCells", "read_smap_cube", "read_spl2smap_s"]
 
 #: Resolution name -> (global EASE-Grid 2.0 grid of the indices, 1 km cells per cell side).
 RESOLUTIONS = {"1km": ("M01", 1), "3km": ("M03", 3)}
@@ -55,7 +68,9 @@ class GranuleCells:
     """The valid cells of one SPL2SMAP_S granule.
 
     ``rows``/``cols`` are global EASE-Grid 2.0 indices at ``resolution`` (M01 for "1km", M03 for
-    "3km"); ``values`` are soil moisture in m³/m³; ``date`` is the UTC day at midnight.
+    "3km"); ``values`` are soil moisture in m³/m³; ``date`` is the UTC day at midnight;
+    ``quality_flag`` the flag field that judged the cells (:data:`FALLBACKS` when the granule
+    lacks its own; ``""`` with ``quality="all"``).
     """
 
     path: str
@@ -64,6 +79,7 @@ class GranuleCells:
     cols: np.ndarray
     values: np.ndarray
     resolution: str = "1km"
+    quality_flag: str = ""
 
 
 class _Skip(Exception):
@@ -75,15 +91,6 @@ class _Skip(Exception):
 
 
 # --------------------------------------------------------------------------- placement
-
-
-def _valid_index(ds: h5py.Dataset, data: np.ndarray, size: int) -> np.ndarray:
-    """Mask of EASE indices that hold a cell of the global grid (not fill, not off the grid)."""
-    ok = (data >= 0) & (data < size)
-    fill = scalar_attr(ds, "_FillValue", None)
-    if fill is not None:
-        ok &= data != fill
-    return ok
 
 
 def _lonlat_rowcol(
@@ -205,7 +212,7 @@ def _read_granule(
             if row_ds is not None:
                 rows = np.asarray(row_ds[()], dtype=np.int64)
                 cols = np.asarray(col_ds[()], dtype=np.int64)
-                placed = _valid_index(row_ds, rows, nrows) & _valid_index(col_ds, cols, ncols)
+                placed = valid_index(row_ds, rows, nrows) & valid_index(col_ds, cols, ncols)
                 extent = _index_extent(rows, cols, placed)
                 if extent is None and lat_ds is not None:  # index all fill: try lat/lon
                     extent = _index_extent(*_lonlat_rowcol(lat_ds, lon_ds, grid))
@@ -218,14 +225,10 @@ def _read_granule(
                 raise _Skip("region")
 
             sm_ds = hdf5_field(group, f"soil_moisture{suffix}", path)
-            flag_ds = None
-            if quality == "recommended":
-                flag_ds = hdf5_field(
-                    group,
-                    f"retrieval_qual_flag{suffix}",
-                    path,
-                    " (needed for quality='recommended'; quality='all' reads without it)",
-                )
+            flag_name = f"retrieval_qual_flag{suffix}" if quality == "recommended" else ""
+            flag_ds = group.get(flag_name) if flag_name else None
+            if not isinstance(flag_ds, h5py.Dataset):
+                flag_ds = None
             same_shape([sm_ds, row_ds, col_ds, lat_ds, lon_ds, flag_ds], path)
             values = np.asarray(sm_ds[()], dtype=np.float64)
             valid = valid_values(sm_ds, values)
@@ -238,6 +241,13 @@ def _read_granule(
                     rows, cols = np.where(ok, r, rows), np.where(ok, c, cols)
                     placed = placed | ok
             keep = valid & placed
+            if flag_name and flag_ds is None:  # no own flag: see .smap_scenes
+                coarse = None
+                if resolution == "1km":
+                    coarse = coarse_recommended(f, np.where(keep, rows, 0), np.where(keep, cols, 0))
+                flag_name = FALLBACKS[coarse is None]
+                if coarse is not None:
+                    keep &= coarse
     except OSError as err:
         raise ReaderError(
             path, f"cannot read HDF5 data (corrupt or truncated file?): {err}"
@@ -249,6 +259,7 @@ def _read_granule(
         cols=cols[keep],
         values=values[keep],
         resolution=resolution,
+        quality_flag=flag_name,
     )
 
 
@@ -257,9 +268,10 @@ def read_spl2smap_s(
 ) -> GranuleCells:
     """The valid cells of one SPL2SMAP_S granule at ``resolution`` ("1km" or "3km").
 
-    Validity and quality follow :mod:`.smap_common`, placement the module docstring. Raises :class:`ReaderError`
-    naming the problem: not an HDF5 file or truncated, a missing group or field, fields of
-    different shapes, or no date.
+    Validity and quality follow :mod:`.smap_common`, placement and the quality fallback the
+    module docstring (``quality_flag`` of the result names what judged the cells). Raises
+    :class:`ReaderError` naming the problem: not an HDF5 file or truncated, a missing group or
+    field, fields of different shapes, or no date.
     """
     check_choice("resolution", resolution, RESOLUTIONS)
     check_choice("quality", quality, QUALITIES)
@@ -283,8 +295,11 @@ def read_smap_cube(
 
     ``source`` is a folder (its SMAP HDF5 files, see :func:`.formats.granule_files`) or a list of
     files; ``region`` a named region or W,S,E,N degrees. ``time`` holds every day ``start..end``; a day without a granule is NaN.
-    Several granules on one day are averaged per cell. With ``resolution="3km"`` each value fills
-    its 3 x 3 block of 1 km cells.
+    Several granules on one day are averaged per cell; several versions of one scene are not
+    (only the latest is read, the others are listed in the report, see :mod:`.smap_scenes`).
+    With ``resolution="3km"`` each value fills its 3 x 3 block of 1 km cells. Granules without
+    their own quality flag fall back (:mod:`.smap_scenes`), said in one warning per load and in
+    the attribute ``quality_fallback``.
 
     Memory stays bounded: one granule is read at a time into a running sum (float32, becomes the
     result) and count (uint16) of the cube's size. Cheap skips, counted in the Dataset attributes
@@ -302,13 +317,16 @@ def read_smap_cube(
     west, south, east, north = parse_region(region)
     box = box_for_region(west, south, east, north)
     days = period_days(start, end)
-    files = list_files(source)
+    files, superseded = latest_versions(list_files(source))
     per_cell = RESOLUTIONS[resolution][1]
 
     shape = (len(days), box.nrows, box.ncols)
     total = np.zeros(shape, dtype=np.float32)
     count = np.zeros(shape, dtype=np.uint16)
     report = LoadReport()
+    for path, why in superseded:
+        report.add_skipped(path, why)
+    fallbacks: Counter[str] = Counter()
     outside = {"period": 0, "region": 0}
     offsets = np.arange(per_cell)
     for _, path in progress_iter(files, progress, "SPL2SMAP_S"):
@@ -326,6 +344,8 @@ def read_smap_cube(
         except ReaderError as err:
             report.add_skipped(path, err.problem)
             continue
+        if cells.quality_flag in FALLBACKS:
+            fallbacks[cells.quality_flag] += 1
         rows, cols, values = cells.rows, cells.cols, cells.values
         if per_cell > 1:  # every 1 km cell of each coarse cell's block
             rows = (rows[:, None, None] * per_cell + offsets[None, :, None]).repeat(per_cell, 2)
@@ -341,6 +361,13 @@ def read_smap_cube(
 
     sm = finish_mean(total, count)
     del count
+    note = "; ".join(f"{n} granule(s): {what}" for what, n in fallbacks.items())
+    if note:
+        warnings.warn(
+            f"SPL2SMAP_S granules without retrieval_qual_flag_{resolution}, quality judged by "
+            f"{note} (see stimpute_core.data.readers.smap_scenes)",
+            stacklevel=2,
+        )
     ds = xr.Dataset(
         {
             "soil_moisture": (
@@ -360,7 +387,9 @@ def read_smap_cube(
             "resolution": resolution,
             "quality": quality,
             "granules_read": len(report.read),
-            "granules_skipped": len(report.skipped),
+            "granules_skipped": len(report.skipped) - len(superseded),
+            "granules_superseded": len(superseded),
+            "quality_fallback": note or "none",
             "granules_outside_period": outside["period"],
             "granules_outside_region": outside["region"],
         },

@@ -34,6 +34,7 @@ from .smap_common import (
     same_shape,
     valid_values,
 )
+from .smap_scenes import latest_versions
 
 __all__ = ["OVERPASSES", "read_sm_36km", "read_spl3smp"]
 
@@ -118,9 +119,10 @@ def read_sm_36km(
     Each 1 km cell takes the value of the M36 cell holding its centre (M36 = 36 x M01 exactly:
     row // 36, col // 36 of its global M01 index). ``grid`` is a contract Dataset (its ``x``/``y``;
     ``start``/``end`` default to its ``time``) or a :class:`GridBox`. Days without a file are NaN;
-    several files on one day are averaged. Bad files are skipped and listed in the report; files
-    named outside the period are skipped unopened and counted in the attribute
-    ``files_outside_period``.
+    several files on one day are averaged, except versions of one file: only the latest CRID and
+    counter of a day is read, the others are listed in the report (:mod:`.smap_scenes`). Bad
+    files are skipped and listed in the report; files named outside the period are skipped
+    unopened and counted in the attribute ``files_outside_period``.
     """
     check_choice("quality", quality, QUALITIES)
     check_choice("overpass", overpass, OVERPASSES)
@@ -141,8 +143,11 @@ def read_sm_36km(
     total = np.zeros(shape, dtype=np.float32)
     count = np.zeros(shape, dtype=np.uint16)
     report = LoadReport()
+    files, superseded = latest_versions(list_files(source))
+    for path, why in superseded:
+        report.add_skipped(path, why)
     outside = 0
-    for _, path in progress_iter(list_files(source), progress, "SPL3SMP"):
+    for _, path in progress_iter(files, progress, "SPL3SMP"):
         name_date = granule_date_from_name(path)
         if name_date is not None and not (days[0] <= name_date <= days[-1]):
             outside += 1
@@ -174,7 +179,8 @@ def read_sm_36km(
             "overpass": overpass,
             "quality": quality,
             "files_read": len(report.read),
-            "files_skipped": len(report.skipped),
+            "files_skipped": len(report.skipped) - len(superseded),
+            "files_superseded": len(superseded),
             "files_outside_period": outside,
         },
     )
