@@ -43,8 +43,17 @@ def default_split(ds: xr.Dataset, test_start: str | None = None) -> Split:
     else:
         start = pd.Timestamp(test_start)
     if not (t[0] < start <= t[-1]):
+        # A suggestion: the last fifth of the data as the test period.
+        hint = t[0] + (t[-1] - t[0]) * 0.8 if len(t) > 1 else None
+        hint = f" (e.g. {hint:%Y-%m-%d})" if hint is not None and hint > t[0] else ""
         raise ValueError(
-            f"test start {start:%Y-%m-%d} must fall after the first day {t[0]:%Y-%m-%d} "
+            (
+                f"the data span {t[0]:%Y-%m-%d} .. {t[-1]:%Y-%m-%d}, two years or less: the "
+                "default test period (the last two years) leaves no training period; choose "
+                f"the first test day with --test-start{hint}"
+            )
+            if test_start is None
+            else f"test start {start:%Y-%m-%d} must fall after the first day {t[0]:%Y-%m-%d} "
             f"and on or before the last day {t[-1]:%Y-%m-%d} of the data"
         )
     before = start - pd.Timedelta(days=1)
@@ -87,15 +96,18 @@ def run_benchmark(
     }
     for name in models:  # fail on unknown names before any work
         make_imputer(name)
+    # Every hold-out is drawn before any model runs: a period with nothing to score fails now.
+    drawn = {
+        (holdout, seed): _hold_out(periods, split, holdout, fraction, seed)
+        for holdout in holdouts
+        for seed in seeds
+    }
     rows = []
     total = len(holdouts) * len(seeds) * len(models)
     done = 0
     for holdout in holdouts:
         for seed in seeds:
-            hidden = {
-                period: masks.holdout_mask(part, holdout, fraction=fraction, seed=seed + 1000 * k)
-                for k, (period, part) in enumerate(periods.items())
-            }
+            hidden = drawn[holdout, seed]
             inputs = {p: masks.apply_holdout(periods[p], hidden[p]) for p in periods}
             for name in models:
                 done += 1
@@ -145,6 +157,30 @@ def run_benchmark(
     return pd.DataFrame(rows)
 
 
+def _hold_out(
+    periods: dict[str, xr.Dataset], split: Split, holdout: str, fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """The held-out entries of each period for one hold-out and seed; ValueError saying what to
+    change when a period has none (nothing could be scored there)."""
+    out = {}
+    for k, (period, part) in enumerate(periods.items()):
+        start, end = split.train if period == "validation" else split.test
+        observed = np.isfinite(part[TARGET].values)
+        days = int(observed.any(axis=(1, 2)).sum())
+        mask = None
+        if observed.any():
+            mask = masks.holdout_mask(part, holdout, fraction=fraction, seed=seed + 1000 * k)
+        if mask is None or not mask.any():
+            raise ValueError(
+                f"the {period} period {start} .. {end} has {int(observed.sum())} observed "
+                f"entries on {days} day(s): the {holdout.replace('_', '-')} hold-out of "
+                f"{fraction:g} hides none of them, so nothing could be scored there; choose "
+                "another --test-start (a longer period), a larger --fraction or a point hold-out"
+            )
+        out[period] = mask
+    return out
+
+
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd over seeds per (model, holdout, period), in the order models were run.
 
@@ -152,6 +188,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """
     if "error" in results:
         results = results[results["error"].isna()]
+    if results.empty or "mae" not in results:  # every run failed (or none ran)
+        return pd.DataFrame(columns=["model", "holdout", "period", "mae", "n_points", "n_seeds"])
     value_cols = [
         c for c in ("mae", "mre", "rmse", "mae_truth", "fit_s", "impute_s") if c in results
     ]
@@ -205,14 +243,12 @@ def with_ratios(summary: pd.DataFrame) -> pd.DataFrame:
     keyed = best.set_index(["holdout", "period"])
     out = summary.copy()
     keys = list(zip(out["holdout"], out["period"], strict=True))
-    out["mae_ratio"] = [
-        row.mae / keyed.loc[k, "mae"] for row, k in zip(out.itertuples(), keys, strict=True)
-    ]
-    if "mae_truth" in keyed:
-        out["mae_truth_ratio"] = [
-            row.mae_truth / keyed.loc[k, "mae_truth"]
-            for row, k in zip(out.itertuples(), keys, strict=True)
-        ]
+    # NaN where a hold-out and period has no reference (or none scored against the truth).
+    for col, ratio in (("mae", "mae_ratio"), ("mae_truth", "mae_truth_ratio")):
+        if col not in summary:
+            continue
+        ref = keyed[col] if col in keyed else pd.Series(np.nan, index=keyed.index)
+        out[ratio] = [value / ref.get(k, np.nan) for value, k in zip(out[col], keys, strict=True)]
     return out
 
 
@@ -248,7 +284,8 @@ def markdown_table(summary: pd.DataFrame) -> str:
             cells = [f"**best reference**: {b['model']}", holdout.replace("_", "-"), period]
             cells += [f"{b['mae']:.4f}", "", "1.00"]
             if has_truth:
-                cells += [f"{b['mae_truth']:.4f} ({b['model_truth']})", "1.00"]
+                truth, by = b.get("mae_truth", np.nan), b.get("model_truth", np.nan)
+                cells += [f"{truth:.4f} ({by})" if pd.notna(truth) else "", "1.00"]
             cells += ["", "", ""]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -634,3 +634,82 @@ def test_covariate_references_are_offered_and_the_strongest_compared_by_default(
     wb = Workbench(scenario, label=LABEL)
     assert {"coarse", "regression", "mice", "forest", "boosting"} <= set(wb.param.compare.objects)
     assert "coarse" in wb.compare and "boosting" in wb.compare
+
+
+# --------------------------------------------------------------------------- saving safely
+
+
+@pytest.fixture
+def with_model(scenario) -> Workbench:
+    """A session holding the shipped model (not imputed: saving is what is tested)."""
+    wb = Workbench(scenario, label=LABEL)
+    wb._set_model(STTransformerImputer.load(pretrained_path()), SHIPPED_LABEL)
+    return wb
+
+
+def test_saving_under_an_existing_name_asks_first(with_model):
+    wb = with_model
+    path = wb.save_checkpoint("ask-first")
+    stamp = (path / "config.json").read_text()
+    with pytest.raises(ValueError, match="a checkpoint named 'ask-first' exists: tick Overwrite"):
+        wb.save_checkpoint("ask-first")
+    assert (path / "config.json").read_text() == stamp
+    wb.overwrite = True
+    assert wb.save_checkpoint("ask-first") == path
+    assert wb.overwrite is False  # the confirmation holds for one save
+    assert (path / "config.json").read_text() != stamp
+
+
+def test_saving_never_replaces_another_sessions_checkpoint_or_other_files(with_model, scenario):
+    other = Workbench(scenario, label=LABEL)
+    other._set_model(with_model.model, SHIPPED_LABEL)
+    theirs = other.save_checkpoint("theirs")
+    before = (theirs / "config.json").read_text()
+    with pytest.raises(ValueError, match="'theirs' was not saved in this session"):
+        with_model.save_checkpoint("theirs", overwrite=True)
+    assert (theirs / "config.json").read_text() == before
+    folder = models_dir() / "notes"
+    folder.mkdir(parents=True)
+    (folder / "readme.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds other files than a checkpoint"):
+        with_model.save_checkpoint("notes", overwrite=True)
+    assert (folder / "readme.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="kept for the models saved after training"):
+        with_model.save_checkpoint(f"session-{other.session_id}-x", overwrite=True)
+
+
+def test_models_saved_after_training_are_named_per_session(with_model, scenario):
+    other = Workbench(scenario, label=LABEL)
+    ours, error = with_model._save_trained(with_model.model)
+    theirs, _ = other._save_trained(with_model.model)
+    assert error is None and with_model.session_id != other.session_id
+    assert ours.startswith(f"session-{with_model.session_id}-")
+    assert theirs.startswith(f"session-{other.session_id}-")
+    assert {ours, theirs} <= set(list_checkpoints())
+
+
+def test_a_trained_model_that_cannot_be_saved_is_kept(with_model, monkeypatch):
+    def full_disk(*_args, **_kw):
+        raise OSError("No space left on device")
+
+    wb = with_model
+    monkeypatch.setattr(state, "save_in_models_dir", full_disk)
+    monkeypatch.setattr(wb, "_queue_impute", lambda: None)
+    name, error = wb._save_trained(wb.model)
+    assert name.startswith("unsaved-") and "No space left" in error
+    model = wb.model
+    wb._trained((model, name, error))
+    assert wb.model is model and wb.model_label == name and wb.checkpoint is None
+    assert any("not saved" in text for text in notes(wb, "warning"))
+
+
+def test_the_shipped_checkpoints_folder_is_never_saved_into(with_model, tmp_path, monkeypatch):
+    fake = tmp_path / "pretrained"
+    (fake / "txson-quick").mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (fake / "txson-quick" / name).write_text("shipped")
+    monkeypatch.setattr(shared, "PRETRAINED_DIR", fake)
+    monkeypatch.setenv("STIMPUTE_MODELS_DIR", str(fake))
+    with pytest.raises(ValueError, match="shipped checkpoints"):
+        with_model.save_checkpoint("txson-quick", overwrite=True)
+    assert (fake / "txson-quick" / "config.json").read_text() == "shipped"

@@ -9,6 +9,7 @@ selection itself is made by ``stimpute_core``.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -46,9 +47,11 @@ class Session(param.Parameterized):
 
     def __init__(self, ds: xr.Dataset | None = None, label: str = BUILTIN, **params):
         super().__init__(**params)
+        #: Names what this session saves in the shared models folder (see ``state.train``).
+        self.session_id = secrets.token_hex(4)
         self.notifications: list[tuple[str, str]] = []
         self.job: Job | None = None
-        #: Work queued while a job runs, started by the page's poll (see ``Workbench.poll``).
+        #: Work queued while a job runs (method names), started by :meth:`poll`.
         self._pending: list[str] = []
         self._selection: tuple[tuple, xr.Dataset] | None = None
         self.param.source.objects = [label] + [s.label for s in list_sources(data_dir())]
@@ -151,6 +154,41 @@ class Session(param.Parameterized):
             self.source = current
 
     # -- jobs ------------------------------------------------------------------------------
+
+    def poll(self) -> dict | None:
+        """Called by the page: take a finished job's result; start queued work. Returns the
+        current job's snapshot (None when there is none)."""
+        job = self.job
+        if job is None:
+            return None
+        snap = job.snapshot()
+        if job.finished and not job.handled:
+            job.handled = True
+            keep = snap["status"] == "done" or (
+                snap["status"] == "cancelled" and job.keep_on_cancel
+            )
+            if snap["status"] == "failed":
+                self.notify("error", f"{job.name} failed: {snap['error']}")
+            elif snap["status"] == "cancelled" and (not keep or job.result is None):
+                self.notify("info", f"{job.name} cancelled; nothing changed")
+            elif job.on_done is not None:
+                try:
+                    job.on_done(job.result)
+                except Exception as err:
+                    self.notify("error", f"{job.name}: {err}")
+            self.job_version += 1
+            if self._pending and not self.busy():
+                getattr(self, self._pending.pop(0))()  # the queued work, e.g. "impute"
+        return snap
+
+    def wait(self, timeout: float = 600) -> None:
+        """Run jobs to the end, queued ones included (tests and scripts)."""
+        while self.job is not None:
+            self.job.join(timeout)
+            self.poll()
+            # A job started by the poll may already be over: its result is taken next round.
+            if not self.busy() and not self._pending and self.job.handled:
+                break
 
     def notify(self, level: str, text: str) -> None:
         """Queue a message for the page (``info``, ``success``, ``warning`` or ``error``)."""

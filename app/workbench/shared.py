@@ -29,7 +29,12 @@ from stimpute_core.data.scenario import (
     load_scenario,
     scenario_path,
 )
-from stimpute_core.models.st_transformer.model import DEFAULT_PRETRAINED, pretrained_path
+from stimpute_core.models.st_transformer.checkpoint import is_checkpoint
+from stimpute_core.models.st_transformer.model import (
+    DEFAULT_PRETRAINED,
+    PRETRAINED_DIR,
+    pretrained_path,
+)
 
 from .jobs import Job
 
@@ -37,6 +42,10 @@ BUILTIN = "built-in TxSON scenario"
 SHIPPED = "shipped: "
 #: Checkpoint names typed in the page: a plain folder name, nothing that could walk elsewhere.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Start of the names the page gives the models it saves after training
+#: (``session-<session id>-<time>``); never a name typed in the page, so that no session can
+#: replace another's.
+AUTOSAVE = "session-"
 
 T = TypeVar("T")
 
@@ -181,3 +190,42 @@ def checkpoint_path(label: str) -> Path:
     if not NAME_PATTERN.match(label):
         raise ValueError(f"checkpoint {label!r} is not a plain folder name")
     return models_dir() / label
+
+
+def save_in_models_dir(model, name: str, *, overwrite: bool = False, own=()) -> Path:
+    """Save ``model`` as ``name`` in the models folder; return its folder.
+
+    What a shared folder needs: an existing checkpoint of that name is replaced only with
+    ``overwrite`` (the user confirmed) and only if this session saved it (its names in ``own``):
+    another session's checkpoint, one from before this session, anything that is not a
+    checkpoint and the shipped checkpoints are never replaced. Messages name the checkpoint,
+    never a server path.
+    """
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"checkpoint name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    root = models_dir()
+    if root.resolve().is_relative_to(PRETRAINED_DIR.resolve()):
+        raise ValueError(
+            "the models folder is that of the shipped checkpoints: nothing is saved there"
+        )
+    path = root / name
+    if path.exists() or path.is_symlink():
+        if not is_checkpoint(path):
+            raise ValueError(
+                f"{name!r} in the models folder holds other files than a checkpoint: it is never "
+                "replaced; choose another name"
+            )
+        if not overwrite:
+            raise ValueError(
+                f"a checkpoint named {name!r} exists: tick Overwrite to replace it, or choose "
+                "another name"
+            )
+        if name not in own:
+            raise ValueError(
+                f"checkpoint {name!r} was not saved in this session: it is kept; choose another "
+                "name"
+            )
+    return model.save(path, overwrite=overwrite)

@@ -49,8 +49,8 @@ from stimpute_core.validation import (
 from .jobs import Job
 from .session import Session
 from .shared import (
+    AUTOSAVE,
     BUILTIN,
-    NAME_PATTERN,
     SHIPPED,
     _default_if_loaded,
     _shared,
@@ -58,7 +58,7 @@ from .shared import (
     data_dir,
     default_dataset,
     list_checkpoints,
-    models_dir,
+    save_in_models_dir,
 )
 
 ST = "st-transformer"
@@ -89,6 +89,7 @@ class Workbench(Session):
     max_minutes = param.Number(default=3.0, bounds=(0.1, 240), doc="Training time budget")
     checkpoint = param.Selector(default=None, objects=[], allow_None=True)
     save_name = param.String(default="", doc="Folder name for Save")
+    overwrite = param.Boolean(default=False, doc="Save replaces this session's checkpoint")
     against = param.Selector(default="observations", objects=["observations", "truth"])
 
     results_version = param.Integer(default=0)
@@ -103,6 +104,7 @@ class Workbench(Session):
         self.losses: list[tuple[int, float]] = []
         self._runs: dict[tuple, dict[str, Run]] = {}
         self._mask: tuple[int, xr.DataArray] | None = None
+        self._saved: set[str] = set()  # checkpoints this session saved: the ones it may replace
         self.param.checkpoint.objects = list_checkpoints()
 
     # -- data ------------------------------------------------------------------------------
@@ -145,44 +147,6 @@ class Workbench(Session):
         """The selection with the evaluation hold-out hidden, and the hidden entries."""
         return hide_evaluation(self.selection(), mask=self.evaluation_mask())
 
-    # -- jobs ------------------------------------------------------------------------------
-
-    def poll(self) -> dict | None:
-        """Called by the page: take a finished job's result; start queued work. Returns the
-        current job's snapshot (None when there is none)."""
-        job = self.job
-        if job is None:
-            return None
-        snap = job.snapshot()
-        if job.finished and not job.handled:
-            job.handled = True
-            keep = snap["status"] == "done" or (
-                snap["status"] == "cancelled" and job.keep_on_cancel
-            )
-            if snap["status"] == "failed":
-                self.notify("error", f"{job.name} failed: {snap['error']}")
-            elif snap["status"] == "cancelled" and (not keep or job.result is None):
-                self.notify("info", f"{job.name} cancelled; nothing changed")
-            elif job.on_done is not None:
-                try:
-                    job.on_done(job.result)
-                except Exception as err:
-                    self.notify("error", f"{job.name}: {err}")
-            self.job_version += 1
-            if self._pending and not self.busy():
-                self._pending.pop(0)
-                self.impute()
-        return snap
-
-    def wait(self, timeout: float = 600) -> None:
-        """Run jobs to the end, queued ones included (tests and scripts)."""
-        while self.job is not None:
-            self.job.join(timeout)
-            self.poll()
-            # A job started by the poll may already be over: its result is taken next round.
-            if not self.busy() and not self._pending and self.job.handled:
-                break
-
     # -- models ----------------------------------------------------------------------------
 
     def method_label(self, method: str | None = None) -> str:
@@ -216,17 +180,20 @@ class Workbench(Session):
         )
         self.model_version += 1
 
-    def save_checkpoint(self, name: str | None = None) -> Path:
-        """Save the current model under ``name`` in the models folder (atomic)."""
+    def save_checkpoint(self, name: str | None = None, *, overwrite: bool | None = None) -> Path:
+        """Save the current model under ``name`` in the models folder (atomic). A checkpoint of
+        that name is replaced only with ``overwrite`` (default: the Overwrite box, cleared after
+        each save) and only if this session saved it (see ``shared.save_in_models_dir``)."""
         name = (name or self.save_name).strip()
-        if not NAME_PATTERN.match(name):
-            raise ValueError(
-                f"checkpoint name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
-                "starting with a letter or digit"
-            )
+        if name.startswith(AUTOSAVE):
+            raise ValueError(f"checkpoint name {name!r}: names starting with {AUTOSAVE!r} are "
+                             "kept for the models saved after training")  # fmt: skip
         if self.model is None:
             raise ValueError("no ST-Transformer to save: train or load one first")
-        path = self.model.save(models_dir() / name)
+        overwrite = self.overwrite if overwrite is None else overwrite
+        path = save_in_models_dir(self.model, name, overwrite=overwrite, own=self._saved)
+        self._saved.add(name)
+        self.overwrite = False
         self.param.checkpoint.objects = list_checkpoints()
         self.model_label = name
         return path
@@ -234,8 +201,9 @@ class Workbench(Session):
     def train(self) -> Job:
         """Train an ST-Transformer on the selection, evaluation hold-out hidden, in the background.
 
-        The finished model is saved in the models folder (``session-<time>``), so it stays
-        available after the session, and the selection is imputed with it.
+        The finished model is saved in the models folder as ``session-<session id>-<time>``
+        (never replacing anything), so it stays available after the session, and the selection
+        is imputed with it. A model that cannot be saved is kept in the session, with a warning.
         """
         sel, mask = self.selection(), self.evaluation_mask()
         model = STTransformerImputer(
@@ -267,20 +235,33 @@ class Workbench(Session):
             fit_for_evaluation(
                 model, sel, mask=mask, callbacks=[on_progress], cancel=job.cancel_event
             )
-            name = f"session-{pd.Timestamp.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-            model.save(models_dir() / name)
-            return model, name
+            return (model, *self._save_trained(model))
 
         return self._start("training", work, on_done=self._trained, keep_on_cancel=True)
 
+    def _save_trained(self, model: STTransformerImputer) -> tuple[str, str | None]:
+        """Save a trained model under a name of this session's own; return the name and, if
+        it could not be saved, why (the name then only labels it in the session)."""
+        name = f"{AUTOSAVE}{self.session_id}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
+        name += f"-{secrets.token_hex(2)}"
+        try:
+            save_in_models_dir(model, name)
+        except (OSError, ValueError) as err:
+            return f"unsaved-{name[len(AUTOSAVE) :]}", str(err)
+        self._saved.add(name)
+        return name, None
+
     def _trained(self, result) -> None:
-        model, name = result
+        model, name, error = result
         self.param.checkpoint.objects = list_checkpoints()
         self._set_model(model, name)
-        self.checkpoint = name
+        self.checkpoint = None if error else name
         self.method = ST
         state = "stopped early (cancelled)" if model.cancelled_ else "finished"
-        self.notify("success", f"training {state}; saved as {name}")
+        if error:
+            self.notify("warning", f"training {state} but not saved ({error}): save it by name")
+        else:
+            self.notify("success", f"training {state}; saved as {name}")
         self._queue_impute()
 
     # -- imputation ------------------------------------------------------------------------

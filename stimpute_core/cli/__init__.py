@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ContractError, ValueError, FileNotFoundError, ReaderError) as err:
+    except (ContractError, ValueError, OSError, ReaderError) as err:  # OSError: disk, permissions
         eprint(f"stimpute: error: {err}")
         return 2
     except KeyboardInterrupt:

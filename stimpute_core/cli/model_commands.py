@@ -17,6 +17,7 @@ from ..masks import MASK_KINDS
 from ..models import MODEL_NAMES, PROFILE_NAMES, SLOW_ON_CPU, installed_models
 from ..models.baselines import BASELINES
 from ..protocol import fit_for_evaluation
+from .common import check_output_file, day, device, fraction, minutes, positive_int, seed
 from .common import eprint as _eprint
 
 
@@ -43,8 +44,10 @@ def _training_bar(quiet: bool):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ..models.st_transformer.checkpoint import check_target
     from ..models.st_transformer.model import STTransformerImputer
 
+    check_target(args.out, overwrite=args.overwrite, hint="--overwrite")  # before any training
     ds = open_dataset(args.data)
     model = STTransformerImputer(
         profile=args.profile,
@@ -70,17 +73,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     command = "stimpute " + " ".join(sys.argv[1:]) if args.record_command else None
-    model.save(args.out, command=command)
+    out = _save_trained(model, args.out, command=command, overwrite=args.overwrite)
     best = min(h["val_mae"] for h in model.history_)
-    _eprint(
-        f"wrote {args.out}: {len(model.history_)} epoch(s), best validation MAE {best:.4f} m³/m³"
-    )
+    _eprint(f"wrote {out}: {len(model.history_)} epoch(s), best validation MAE {best:.4f} m³/m³")
     return 0
+
+
+def _save_trained(model, out: Path, *, command: str | None, overwrite: bool) -> Path:
+    """Save a trained model to ``out``; if that fails now (the folder changed during training,
+    a full disk), beside it under a new name, so that the training is not lost."""
+    try:
+        return model.save(out, command=command, overwrite=overwrite)
+    except (OSError, ValueError) as err:
+        spare = out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            model.save(spare, command=command)
+        except (OSError, ValueError):
+            raise err from None
+        _eprint(f"stimpute: warning: could not write {out} ({err}); saved as {spare} instead")
+        return spare
 
 
 def _cmd_impute(args: argparse.Namespace) -> int:
     from ..models.st_transformer.model import STTransformerImputer
 
+    check_output_file(args.out, "--out")
+    if args.out.absolute() == args.data.absolute():
+        raise ValueError(f"--out {args.out} is the input file: give another path")
     ds = open_dataset(args.data)
     model = STTransformerImputer.load(args.model, device=args.device)
     t0 = time.perf_counter()
@@ -120,6 +139,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         raise ValueError(
             f"unknown holdout(s) {', '.join(bad)}: choose from {', '.join(MASK_KINDS)}"
         )
+    if args.json:
+        check_output_file(Path(args.json), "--json")
     ds = open_dataset(args.data)
     seeds = list(range(args.seeds))
     total = len(models) * len(holdouts) * len(seeds)
@@ -174,8 +195,18 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     for _, row in failed.drop_duplicates(["model", "holdout", "seed"]).iterrows():
         _eprint(f"failed: {row['model']} · {row['holdout']} · seed {row['seed']}: {row['error']}")
     summary = summarise(results)
+    if summary.empty:
+        _eprint("stimpute: error: every run failed: nothing to tabulate")
+        return 1
     print(markdown_table(summary))
     return 0
+
+
+MINUTES_HELP = (
+    "training time budget in minutes, above 0 (default: the profile's: 8 for quick, 45 for "
+    "long, none for tiny and paper)"
+)
+DEVICE_HELP = "cpu, cuda or cuda:N (default: CUDA when present); refused if this machine lacks it"
 
 
 def add_model_commands(sub: argparse._SubParsersAction) -> None:
@@ -198,11 +229,18 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         "--mask", choices=("time-slice", "point"), default="time-slice",
         help="self-supervised masking: whole days (default) or random entries",
     )  # fmt: skip
-    train.add_argument("--epochs", type=int, help="default: the profile's")
-    train.add_argument("--max-minutes", type=float, help="training time budget")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
-    train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
+    train.add_argument("--epochs", type=positive_int, help="at least 1 (default: the profile's)")
+    train.add_argument("--max-minutes", type=minutes, help=MINUTES_HELP)
+    train.add_argument("--seed", type=seed, default=0, help="random seed, 0 or more")
+    train.add_argument("--device", type=device, help=DEVICE_HELP)
+    train.add_argument(
+        "--out", type=Path, required=True,
+        help="checkpoint folder: new or empty (checked before training; a folder holding other "
+        "files is never replaced)",
+    )  # fmt: skip
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the checkpoint already in --out"
+    )
     train.add_argument(
         "--record-command", action="store_true", help="store this command line in the checkpoint"
     )
@@ -217,7 +255,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     impute = sub.add_parser("impute", help="fill a contract NetCDF with a trained checkpoint")
     impute.add_argument("--data", type=Path, required=True, help="contract NetCDF")
     impute.add_argument("--model", type=Path, required=True, help="checkpoint directory")
-    impute.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    impute.add_argument("--device", type=device, help=DEVICE_HELP)
     impute.add_argument(
         "--out", type=Path, required=True, help="NetCDF: the input plus soil_moisture_imputed"
     )
@@ -238,19 +276,26 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         help="time-slice (whole days, the paper's MNAR), point (MCAR), block or spatial; "
         "a comma list runs several",
     )
-    bench.add_argument("--seeds", type=int, default=3, help="number of seeds (hold-out draws)")
     bench.add_argument(
-        "--fraction", type=float, default=0.2, help="fraction of observations held out"
+        "--seeds", type=positive_int, default=3, help="number of seeds (hold-out draws), 1 or more"
     )
     bench.add_argument(
-        "--test-start", help="first day of the test period (default: last two years)"
-    )
+        "--fraction", type=fraction, default=0.2,
+        help="fraction of observations held out, between 0 and 1",
+    )  # fmt: skip
+    bench.add_argument(
+        "--test-start", type=day,
+        help="first day of the test period, YYYY-MM-DD (default: the last two years, which "
+        "needs more than two years of data)",
+    )  # fmt: skip
     bench.add_argument(
         "--profile", choices=PROFILE_NAMES, default="quick", help="ST-Transformer size"
     )
-    bench.add_argument("--epochs", type=int, help="ST-Transformer epochs (default: the profile's)")
     bench.add_argument(
-        "--max-minutes", type=float, help="ST-Transformer training time budget per fit"
+        "--epochs", type=positive_int, help="ST-Transformer epochs (default: the profile's)"
+    )
+    bench.add_argument(
+        "--max-minutes", type=minutes, help=f"per ST-Transformer fit: {MINUTES_HELP}"
     )
     bench.add_argument("--json", help="write results to this JSON file")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")

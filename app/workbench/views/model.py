@@ -118,7 +118,12 @@ class ModelView(_View):
             pn.widgets.TextInput.from_param(
                 wb.param.save_name, name="Save as", placeholder="my-model"
             ),
-            self.save_button,
+            pn.Row(
+                self.save_button,
+                pn.widgets.Checkbox.from_param(
+                    wb.param.overwrite, name="Overwrite (a checkpoint this session saved)"
+                ),
+            ),
             title="Checkpoints",
             collapsible=False,
         )

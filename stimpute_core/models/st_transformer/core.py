@@ -40,6 +40,13 @@ import torch.nn.functional as F
 from torch import nn
 
 SPATIAL_KINDS = ("swin", "full", "none")
+#: Sizes a configuration may ask for: room for the ``paper`` profile and well beyond it, but a
+#: corrupt checkpoint cannot ask for gigabytes before anything is checked. A window of at most a
+#: year of days keeps temporal attention within memory (the paper's is 72 days).
+SIZE_BOUNDS = {
+    "n_covariates": (0, 4096), "hidden": (1, 1024), "n_layers": (1, 32), "n_heads": (1, 32),
+    "patch": (1, 64), "window": (1, 366), "swin_window": (1, 64),
+}  # fmt: skip
 #: Neighbourhood widths (cells) of the day pooling; 0 is the whole patch.
 POOL_SIGMAS = (2.0, 6.0, 0.0)
 
@@ -72,6 +79,25 @@ class STTransformerConfig:
     day_pool: bool = False
 
     def __post_init__(self) -> None:
+        for name, (low, high) in SIZE_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name}={value!r}: expected an integer from {low} to {high}")
+        for name in ("temporal", "residual", "day_pool"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
+        drop = self.dropout
+        if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0 <= drop < 1:
+            raise ValueError(f"dropout={drop!r}: expected a number from 0 to below 1")
+        shifts = self.swin_shifts
+        if not (
+            isinstance(shifts, tuple)
+            and 1 <= len(shifts) <= 4
+            and all(type(s) is int and 0 <= s < self.swin_window for s in shifts)
+        ):
+            raise ValueError(
+                f"swin_shifts={shifts!r}: expected 1 to 4 shifts from 0 to {self.swin_window - 1}"
+            )
         if self.spatial not in SPATIAL_KINDS:
             raise ValueError(
                 f"spatial={self.spatial!r}: expected one of {', '.join(SPATIAL_KINDS)}"
@@ -100,8 +126,16 @@ class STTransformerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> STTransformerConfig:
+        """The configuration saved by :meth:`to_dict`, every field checked; a key it lacks
+        takes its default (a checkpoint saved before the field existed)."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {unknown}: expected some of {list(cls.__dataclass_fields__)}"
+            )
         d = dict(d)
-        d["swin_shifts"] = tuple(d.get("swin_shifts", (0, 2)))
+        shifts = d.get("swin_shifts", (0, 2))
+        d["swin_shifts"] = tuple(shifts) if isinstance(shifts, list | tuple) else shifts
         return cls(**d)
 
 

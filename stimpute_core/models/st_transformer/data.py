@@ -7,13 +7,13 @@
   observed) and a covariate cube ``u(T, H, W, D)``: for each time-varying covariate its
   standardised value (NaN filled with 0, the mean) and a missing flag; the standardised static
   fields; the land-cover one-hot. Grids are padded to whole patches (padding is never observed).
-- :func:`window_starts` and :func:`patch_origins` cut the cube into samples (windows of ``T``
-  days, stride ``s``, patches of ``P x P`` cells); :func:`stitch` averages overlapping predictions
-  back onto the cube.
+- :class:`SampleSet` cuts the cube into samples (windows of ``T`` days, stride ``s``, patches of
+  ``P x P`` cells; see :mod:`stimpute_core.models.windows`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ...data.contract import LAND_COVER, TARGET, covariate_names
+from ..windows import patch_origins, take, window_starts
 
 
 class IncompatibleDataError(ValueError):
@@ -60,7 +61,60 @@ class Normalizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalizer:
-        return cls(**d)
+        """The normalizer saved by :meth:`to_dict`, every field checked: its statistics decide
+        every imputed value (a NaN mean or a zero spread would make them all NaN)."""
+        fields = list(cls.__dataclass_fields__)
+        unknown, missing = sorted(set(d) - set(fields)), [f for f in fields[:-1] if f not in d]
+        if unknown or missing:
+            what = f"unknown key(s) {unknown}" if unknown else f"missing key(s) {missing}"
+            raise ValueError(f"{what}: expected the keys {fields}")
+        norm = cls(**d)
+        norm.validate()
+        return norm
+
+    def validate(self) -> None:
+        """ValueError naming the first field that is not what :meth:`fit` makes."""
+        _number("y_mean", self.y_mean, 0.0, 1.0, "from 0 to 1 m³/m³")
+        _number("y_std", self.y_std, 0.0, 1.0, "above 0 and at most 1 m³/m³", above=True)
+        _number("dx", self.dx, 0.0, math.inf, "of metres, at least 0")
+        _number("dy", self.dy, 0.0, math.inf, "of metres, at least 0")
+        names = []
+        for group in ("dynamic", "static", "extra"):
+            values = getattr(self, group)
+            if not isinstance(values, list) or not all(isinstance(n, str) and n for n in values):
+                raise ValueError(f"{group}={values!r}: expected a list of names")
+            names += values
+        if len(set(names)) < len(names):
+            raise ValueError(f"a name is listed twice among {names}")
+        for group in ("dynamic", "static"):
+            count = len(getattr(self, group))
+            for kind in ("mean", "std"):
+                values = getattr(self, f"{group}_{kind}")
+                if not isinstance(values, list) or len(values) != count:
+                    raise ValueError(
+                        f"{group}_{kind}={values!r}: expected {count} numbers, one per {group} "
+                        "covariate"
+                    )
+                for value in values:
+                    positive = kind == "std"
+                    limits = "above 0" if positive else "finite"
+                    _number(f"{group}_{kind}", value, 0.0 if positive else -math.inf, math.inf,
+                            limits, above=positive)  # fmt: skip
+        classes = self.land_cover_classes
+        if (
+            not isinstance(classes, list)
+            or not all(type(c) is int for c in classes)
+            or (len(set(classes)) < len(classes))
+        ):
+            raise ValueError(f"land_cover_classes={classes!r}: expected a list of distinct codes")
+        want = {TARGET, *self.dynamic, *self.static}
+        units = self.units
+        if (
+            not isinstance(units, dict)
+            or set(units) != want
+            or not all(isinstance(u, str) for u in units.values())
+        ):
+            raise ValueError(f"units={units!r}: expected the units of {sorted(want)}")
 
     @classmethod
     def fit(
@@ -139,6 +193,12 @@ class Normalizer:
             )
 
 
+def _number(name: str, value, low: float, high: float, what: str, *, above: bool = False):
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (value > low if above else value >= low) or value > high:
+        raise ValueError(f"{name}={value!r}: expected a finite number {what}")
+
+
 def padded_size(n: int, patch: int) -> int:
     return int(np.ceil(n / patch) * patch)
 
@@ -191,3 +251,27 @@ def encode(
         u[:, :h, :w, k] = np.broadcast_to((v - centre) / norm.y_std, (t, h, w))
         k += 1
     return y, u
+
+
+class SampleSet:
+    """All (window, patch) samples of an encoded cube."""
+
+    def __init__(self, y: np.ndarray, u: np.ndarray, window: int, stride: int, patch: int):
+        self.y, self.u, self.window, self.patch = y, u, window, patch
+        t, h, w = y.shape
+        self.index = [
+            (t0, r0, c0)
+            for t0 in window_starts(t, window, stride)
+            for r0, c0 in patch_origins(h, w, patch)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def get(self, i: int, *, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Target (T, N) and covariates (T, N, D) of sample ``i``; ``blocked`` cells become NaN."""
+        t0, r0, c0 = self.index[i]
+        y = take(self.y, t0, r0, c0, self.window, self.patch).copy()
+        if blocked is not None:
+            y[take(blocked, t0, r0, c0, self.window, self.patch).astype(bool)] = np.nan
+        return y, take(self.u, t0, r0, c0, self.window, self.patch)

@@ -16,28 +16,28 @@ import torch
 import xarray as xr
 
 from ...data.contract import TARGET
-from ...masks import holdout_mask
 from ..base import Imputer, as_output, integer, positive_int, positive_number
 from ..features import COARSE, fill_in_time, with_derived_features
 from ..windows import OverlapMean, patch_origins, take, window_starts
 from .attention import attention_weights
-from .checkpoint import load_checkpoint, save_checkpoint
-from .core import STTransformer, STTransformerConfig
-from .data import (
-    IncompatibleDataError,
-    Normalizer,
-    encode,
-    padded_size,
+from .checkpoint import (  # the shipped checkpoints are also found from here
+    DEFAULT_PRETRAINED,
+    PRETRAINED_DIR,
+    load_checkpoint,
+    pretrained_path,
+    save_checkpoint,
 )
+from .core import STTransformer, STTransformerConfig
+from .data import IncompatibleDataError, Normalizer, SampleSet, encode, padded_size
 from .prior import CONTEXT_NAMES, CrossFittedPrior, cell_context
 from .training import (
     PRECISIONS,
-    SampleSet,
     TrainingProgress,
     TrainingSettings,
     autocast_dtype,
     pick_device,
     train_network,
+    validation_mask,
 )
 
 #: Sizes and schedules. ``paper``: the paper's network and 200 epochs, meant for a GPU.
@@ -74,20 +74,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
 }
-#: Checkpoints shipped with the package, trained by ``stimpute train`` on the built-in scenario.
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
-DEFAULT_PRETRAINED = "txson-quick"
-
-
-def pretrained_path(name: str = DEFAULT_PRETRAINED) -> Path:
-    """Folder of a shipped checkpoint (see ``stimpute_core/pretrained/``)."""
-    path = PRETRAINED_DIR / name
-    if not path.is_dir():
-        known = sorted(p.name for p in PRETRAINED_DIR.iterdir()) if PRETRAINED_DIR.is_dir() else []
-        raise FileNotFoundError(
-            f"no shipped checkpoint {name!r}; shipped: {', '.join(known) or 'none'}"
-        )
-    return path
 
 
 def _fingerprint(ds: xr.Dataset) -> str:
@@ -208,7 +194,9 @@ class STTransformerImputer(Imputer):
                 f"impute_precision={self.impute_precision!r}: expected one of "
                 f"{', '.join(PRECISIONS)}"
             )
-        integer("seed", self.seed)
+        if integer("seed", self.seed) < 0:
+            raise ValueError(f"seed={self.seed!r}: expected a non-negative integer")
+        pick_device(self.device)  # an unknown device, or a GPU this machine lacks
 
     def _configs(self, n_covariates: int) -> tuple[STTransformerConfig, TrainingSettings]:
         prof = PROFILES[self.profile]
@@ -309,11 +297,9 @@ class STTransformerImputer(Imputer):
         ds = self._with_inputs(ds)
         values = np.asarray(ds[TARGET].values, dtype=np.float64)
         observed = np.isfinite(values)
-        val_mask = np.zeros_like(observed)
-        if observed.sum() >= 20:
-            val_mask = holdout_mask(
-                observed, self.mask_kind, self._configs(0)[1].val_fraction, seed=self.seed + 7
-            )
+        val_mask = validation_mask(  # refuses data too small to validate on, before training
+            observed, self.mask_kind, self._configs(0)[1].val_fraction, seed=self.seed + 7
+        )
         # Nothing computed in fit sees the validation entries: statistics, prior, context.
         known = ds.assign({TARGET: ds[TARGET].where(~val_mask)})
         extra, offset = self._extra(known, exclude=val_mask)
@@ -422,13 +408,20 @@ class STTransformerImputer(Imputer):
 
     # -- checkpoints and attention (in their own modules) --------------------------------------
 
-    def save(self, path: str | os.PathLike, *, command: str | None = None) -> Path:
-        """Write a self-describing checkpoint directory atomically (see :mod:`.checkpoint`)."""
-        return save_checkpoint(self, path, command=command)
+    def save(
+        self, path: str | os.PathLike, *, command: str | None = None, overwrite: bool = False
+    ) -> Path:
+        """Write a self-describing checkpoint folder atomically (see :mod:`.checkpoint`).
+
+        An existing checkpoint at ``path`` is replaced only with ``overwrite=True``; a folder
+        holding anything else is never replaced (ValueError, nothing written).
+        """
+        return save_checkpoint(self, path, command=command, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> STTransformerImputer:
-        """Load a checkpoint written by :meth:`save`; no hyperparameters needed."""
+        """Load a checkpoint written by :meth:`save`, every setting checked (see
+        :mod:`.checkpoint`); it runs on ``device`` (default: CUDA when present)."""
         return load_checkpoint(cls, path, device=device)
 
     def attention(self, ds: xr.Dataset, iy: int, ix: int, day: str | pd.Timestamp) -> dict:
@@ -436,4 +429,12 @@ class STTransformerImputer(Imputer):
         return attention_weights(self, ds, iy, ix, day)
 
 
-__all__ = ["PROFILES", "IncompatibleDataError", "STTransformerImputer", "padded_size"]
+__all__ = [
+    "DEFAULT_PRETRAINED",
+    "PRETRAINED_DIR",
+    "PROFILES",
+    "IncompatibleDataError",
+    "STTransformerImputer",
+    "padded_size",
+    "pretrained_path",
+]

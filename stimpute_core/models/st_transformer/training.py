@@ -24,9 +24,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ...masks import draw_days, draw_points
-from ..windows import patch_origins, take, window_starts
+from ...masks import draw_days, draw_points, holdout_mask
+from ..base import integer, positive_int, positive_number
+from ..windows import take
 from .core import STTransformer
+from .data import SampleSet
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,31 @@ class TrainingSettings:
     seed: int = 0
     device: str | None = None
     amp: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would fail, or silently do nothing, once training has started."""
+        optional = [n for n in ("batches_per_epoch",) if getattr(self, n) is not None]
+        for name in ("epochs", "batch_size", "patience", "stride", *optional):
+            positive_int(name, getattr(self, name))
+        optional = [n for n in ("max_minutes",) if getattr(self, n) is not None]
+        for name in ("lr", "grad_clip", *optional):
+            if not positive_number(getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected a positive number")
+        if not (self.lr_min == 0 or positive_number(self.lr_min)) or self.lr_min > self.lr:
+            raise ValueError(f"lr_min={self.lr_min!r}: expected a number from 0 to lr={self.lr}")
+        for name in ("val_fraction", "mask_fractions"):
+            value = getattr(self, name)
+            values = list(value) if isinstance(value, list | tuple) else [value]
+            if not values or not all(positive_number(f) and f < 1 for f in values):
+                raise ValueError(f"{name}={value!r}: expected fractions between 0 and 1")
+        if self.mask_kind not in ("time_slice", "point"):
+            raise ValueError(f"mask_kind={self.mask_kind!r}: expected 'time_slice' or 'point'")
+        if integer("seed", self.seed) < 0:
+            raise ValueError(f"seed={self.seed!r}: expected a non-negative integer")
+        if not (self.device is None or isinstance(self.device, str)):
+            raise ValueError(f"device={self.device!r}: expected cpu, cuda or cuda:N")
+        if not isinstance(self.amp, bool):
+            raise ValueError(f"amp={self.amp!r}: expected True or False")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -83,10 +110,33 @@ class TrainingProgress:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """CUDA when present (or as asked), else CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present (or as asked), else CPU.
+
+    An asked device must exist here: ValueError for an unknown name, and for ``cuda`` (or
+    ``cuda:N``, ``mps``) on a machine where PyTorch sees no such device, before any work.
+    """
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    expected = "expected cpu, cuda or cuda:N"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r}: {expected}") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device {device!r}: no GPU is available here (PyTorch sees no "
+                             "CUDA device); use cpu")  # fmt: skip
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(
+                f"device {device!r}: this machine has {n} GPU(s), cuda:0..cuda:{n - 1}"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: no Apple GPU (MPS) is available here; use cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r}: {expected}")
+    return dev
 
 
 #: Inference precisions: ``"auto"`` (bfloat16 on a GPU that computes it natively, float32 on
@@ -118,6 +168,38 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+#: Fewest observed entries from which a validation split is drawn.
+MIN_VALIDATION_ENTRIES = 20
+
+
+def validation_mask(observed: np.ndarray, kind: str, fraction: float, seed: int) -> np.ndarray:
+    """The observed entries kept out of every training input to score each epoch: ``fraction``
+    of them, as whole days (``kind="time_slice"``) or single entries (``"point"``).
+
+    Without validation entries no epoch can be scored and early stopping would keep whatever the
+    last epoch left ("best validation MAE nan"), so too small a selection (fewer than
+    :data:`MIN_VALIDATION_ENTRIES` observed entries, or too few observed days to hold out one
+    whole day) is a ValueError saying what is missing, before any training.
+    """
+    obs = np.asarray(observed, dtype=bool)
+    n_obs = int(obs.sum())
+    mask = np.zeros_like(obs)
+    if n_obs >= MIN_VALIDATION_ENTRIES:
+        mask = holdout_mask(obs, kind, fraction, seed=seed)
+    if not mask.any():
+        days = int(obs.reshape(obs.shape[0], -1).any(axis=1).sum())
+        need = f"at least {MIN_VALIDATION_ENTRIES} observed entries"
+        if kind == "time_slice":
+            min_days = next(n for n in range(1, 10**6) if round(fraction * n) >= 1)
+            need += f" on at least {min_days} observed days (whole days are held out)"
+        raise ValueError(
+            f"no observed entries left for validation: the data hold {n_obs} observed "
+            f"entr{'y' if n_obs == 1 else 'ies'} on {days} day(s); holding out "
+            f"{fraction:.0%} for validation needs {need}: choose a larger region or period"
+        )
+    return mask
+
+
 def hide_entries(
     observed: np.ndarray, kind: str, fraction: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -128,30 +210,6 @@ def hide_entries(
     if kind == "point":
         return draw_points(observed, fraction, rng, at_least_one=True)
     raise ValueError(f"mask_kind={kind!r}: expected 'time_slice' or 'point'")
-
-
-class SampleSet:
-    """All (window, patch) samples of an encoded cube."""
-
-    def __init__(self, y: np.ndarray, u: np.ndarray, window: int, stride: int, patch: int):
-        self.y, self.u, self.window, self.patch = y, u, window, patch
-        t, h, w = y.shape
-        self.index = [
-            (t0, r0, c0)
-            for t0 in window_starts(t, window, stride)
-            for r0, c0 in patch_origins(h, w, patch)
-        ]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def get(self, i: int, *, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Target (T, N) and covariates (T, N, D) of sample ``i``; ``blocked`` cells become NaN."""
-        t0, r0, c0 = self.index[i]
-        y = take(self.y, t0, r0, c0, self.window, self.patch).copy()
-        if blocked is not None:
-            y[take(blocked, t0, r0, c0, self.window, self.patch).astype(bool)] = np.nan
-        return y, take(self.u, t0, r0, c0, self.window, self.patch)
 
 
 def _cosine_lr(progress: float, lr: float, lr_min: float) -> float:
