@@ -15,6 +15,7 @@ import inspect
 import json
 import numbers
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +24,10 @@ import xarray as xr
 from ..data.contract import TARGET
 
 OUTPUT_NAME = "soil_moisture_imputed"
+#: The quantiles of a probabilistic imputation: ``soil_moisture_quantile(quantile, time, y, x)``.
+QUANTILE_NAME = "soil_moisture_quantile"
+#: Quantile levels given when none are asked for (a median and a 90 % central interval).
+DEFAULT_QUANTILES: tuple[float, ...] = (0.05, 0.5, 0.95)
 #: Tolerance (metres) when comparing the grid given to ``impute`` with the fitted one.
 GRID_ATOL = 1e-3
 
@@ -40,6 +45,8 @@ class Imputer(ABC):
     #: that learns from each cell's own covariates can; one that keeps per-cell state cannot,
     #: and refuses another grid.
     transferable: ClassVar[bool] = False
+    #: Whether :meth:`impute_distribution` gives quantiles (deterministic models: False).
+    probabilistic: ClassVar[bool] = False
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments and their current values (as scikit-learn's ``get_params``)."""
@@ -57,6 +64,16 @@ class Imputer(ABC):
     @abstractmethod
     def impute(self, ds: xr.Dataset) -> xr.DataArray:
         """Complete field for ``ds``'s grid and period; observed values are kept."""
+
+    def impute_distribution(
+        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+    ) -> xr.Dataset:
+        """The field (``soil_moisture_imputed``) and its quantiles (``soil_moisture_quantile``);
+        only for a model whose ``probabilistic`` is True."""
+        raise TypeError(
+            f"{self.name} gives one value per cell-day, not a distribution: choose a "
+            "probabilistic model (e.g. regression-conformal)"
+        )
 
     def fit_impute(self, ds: xr.Dataset) -> xr.DataArray:
         """``fit(ds)`` then ``impute(ds)``."""
@@ -141,3 +158,52 @@ def as_output(ds: xr.Dataset, values: np.ndarray, imputer: Imputer) -> xr.DataAr
             "model_settings": json.dumps(imputer.get_params(), default=str, sort_keys=True),
         },
     )
+
+
+def check_quantiles(quantiles: Sequence[float]) -> tuple[float, ...]:
+    """``quantiles`` as a sorted tuple of distinct levels strictly between 0 and 1, else a
+    ValueError naming the bad value."""
+    out = []
+    for q in quantiles:
+        if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0 < q < 1:
+            raise ValueError(f"quantile {q!r}: expected a number strictly between 0 and 1")
+        out.append(float(q))
+    if not out:
+        raise ValueError("no quantile levels given: expected at least one, e.g. 0.05,0.5,0.95")
+    if len(set(out)) != len(out):
+        raise ValueError(f"quantile levels {out}: each level may be given once")
+    return tuple(sorted(out))
+
+
+def as_quantiles(
+    ds: xr.Dataset,
+    point: xr.DataArray,
+    values: np.ndarray,
+    quantiles: Sequence[float],
+    imputer: Imputer,
+) -> xr.Dataset:
+    """``point`` and the (quantile, time, y, x) ``values`` as one Dataset: levels sorted, values
+    non-decreasing across levels and at least 0, observed entries equal to the observation in
+    every quantile."""
+    levels = check_quantiles(quantiles)
+    order = np.argsort(np.asarray(quantiles, dtype=np.float64))
+    values = np.sort(np.asarray(values, dtype=np.float64)[order], axis=0)
+    target = ds[TARGET].values
+    if values.shape != (len(levels), *target.shape):
+        raise ValueError(f"quantile shape {values.shape}: expected {(len(levels), *target.shape)}")
+    obs = np.isfinite(target)
+    values = np.where(obs[None], target[None], np.maximum(values, 0.0)).astype(np.float32)
+    coords = {"quantile": list(levels), **{k: v for k, v in point.coords.items()}}
+    q = xr.DataArray(
+        values,
+        dims=("quantile", *point.dims),
+        coords=coords,
+        name=QUANTILE_NAME,
+        attrs={**point.attrs, "long_name": "quantiles of imputed soil moisture"},
+    )
+    return xr.Dataset({point.name: point, QUANTILE_NAME: q})
+
+
+def is_probabilistic(model: Any) -> bool:
+    """Whether ``model`` gives quantiles (:meth:`Imputer.impute_distribution`)."""
+    return bool(getattr(model, "probabilistic", False))

@@ -1,0 +1,259 @@
+"""Calibrated intervals from held-out residuals: split-conformal quantiles, stratified by how far
+each entry lies from what is known of it.
+
+An imputer's error at a cell-day grows with the distance (in days) to that cell's nearest
+observation, and is larger on a day with no observation anywhere in the region (a whole-day
+gap) than on a day with other cells seen. :func:`strata` puts every entry into one of
+``len(GAP_EDGES) x 2`` classes by those two facts, computed from the *input* (never from the
+entry's own value); :class:`ResidualQuantiles` keeps, per class, the empirical quantiles of the
+residuals (observation − estimate) at entries that were hidden from the model, and turns them
+into the offsets of any quantile level with the split-conformal finite-sample correction
+(Mondrian conformal prediction: coverage holds per class when the hidden entries are
+exchangeable with the ones imputed). A class with fewer than :data:`MIN_COUNT` residuals uses
+the residuals of its kind of day, then all of them.
+
+:class:`Conformal` wraps any registered imputer this way: it hides a share of the observed
+entries (whole days or single entries, as ``mask_kind`` says), fits the wrapped model on the
+rest, keeps the residuals at the hidden entries, and fits the model again on everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+from ..data.contract import TARGET
+from ..masks import draw_days, draw_points
+from .base import DEFAULT_QUANTILES, Imputer, as_quantiles, integer
+
+#: Lower edges (days) of the gap classes: 1, 2-3, 4-7, 8-15, 16-31 and 32 or more days from the
+#: cell's nearest observation.
+GAP_EDGES: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+#: Fewest residuals a class needs to have its own quantiles.
+MIN_COUNT = 50
+#: Levels at which the residual quantiles are stored (0.5 % to 99.5 %); others are interpolated.
+STORED_LEVELS = np.round(np.linspace(0.005, 0.995, 199), 4)
+#: A gap longer than any record: a cell never observed.
+NEVER = 10**6
+
+
+def gap_days(observed: np.ndarray) -> np.ndarray:
+    """(time, y, x) days from each entry to its cell's nearest observed day (0 where observed,
+    :data:`NEVER` in a cell never observed)."""
+    obs = np.asarray(observed, dtype=bool)
+    t = np.arange(obs.shape[0])[:, None, None]
+    last = np.where(obs, t, -NEVER)
+    last = np.maximum.accumulate(last, axis=0)
+    nxt = np.where(obs, t, 2 * NEVER)
+    nxt = np.minimum.accumulate(nxt[::-1], axis=0)[::-1]
+    return np.minimum(np.minimum(t - last, nxt - t), NEVER)
+
+
+def strata(observed: np.ndarray) -> np.ndarray:
+    """(time, y, x) class of every entry: gap class x 2 + (1 when its day has an observation)."""
+    obs = np.asarray(observed, dtype=bool)
+    gap = np.searchsorted(np.asarray(GAP_EDGES), gap_days(obs), side="right") - 1
+    seen_day = obs.reshape(obs.shape[0], -1).any(axis=1)[:, None, None]
+    return np.maximum(gap, 0) * 2 + seen_day.astype(np.int64)
+
+
+N_STRATA = 2 * len(GAP_EDGES)
+
+
+def _conformal_level(q: float, n: int) -> float:
+    """The empirical level whose quantile covers ``q`` with ``n`` calibration residuals."""
+    if q > 0.5:
+        return min(1.0, np.ceil((n + 1) * q) / n)
+    if q < 0.5:
+        return max(0.0, np.floor((n + 1) * q) / n)
+    return 0.5
+
+
+@dataclass
+class ResidualQuantiles:
+    """Residual quantiles per class (``table``: (classes, levels) with NaN rows for classes
+    pooled with others) and the count behind each row."""
+
+    table: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def fit(cls, residuals: np.ndarray, classes: np.ndarray | None = None) -> ResidualQuantiles:
+        """From residuals at hidden entries and their classes (one class when None)."""
+        r = np.asarray(residuals, dtype=np.float64).ravel()
+        c = np.zeros(r.size, int) if classes is None else np.asarray(classes).ravel()
+        keep = np.isfinite(r)
+        r, c = r[keep], c[keep]
+        if r.size < 2:
+            raise ValueError(
+                f"{r.size} held-out residual(s): at least 2 are needed to calibrate intervals"
+            )
+        n_rows = N_STRATA + 3  # the classes, each kind of day pooled, everything pooled
+        table = np.full((n_rows, STORED_LEVELS.size), np.nan)
+        counts = np.zeros(n_rows, dtype=np.int64)
+        groups = [c == k for k in range(N_STRATA)]
+        groups += [c % 2 == 0, c % 2 == 1, np.ones(r.size, bool)]
+        for k, sel in enumerate(groups):
+            counts[k] = int(sel.sum())
+            if counts[k] >= MIN_COUNT or k == n_rows - 1:
+                table[k] = np.quantile(r[sel], STORED_LEVELS)
+        return cls(table, counts)
+
+    def _row(self, k: int) -> int:
+        """The row serving class ``k``: its own, else its kind of day's, else the pooled one."""
+        if self.counts[k] >= MIN_COUNT:
+            return k
+        day_kind = N_STRATA + (k % 2)
+        return day_kind if self.counts[day_kind] >= MIN_COUNT else N_STRATA + 2
+
+    def offsets(self, quantiles: Sequence[float], classes: np.ndarray) -> np.ndarray:
+        """(levels, *classes.shape) offsets to add to the estimate for each quantile level."""
+        classes = np.asarray(classes)
+        out = np.empty((len(quantiles), *classes.shape), dtype=np.float64)
+        for k in range(N_STRATA):
+            sel = classes == k
+            if not sel.any():
+                continue
+            row = self._row(k)
+            n = int(self.counts[row])
+            for j, q in enumerate(quantiles):
+                level = np.clip(_conformal_level(q, n), STORED_LEVELS[0], STORED_LEVELS[-1])
+                out[j][sel] = np.interp(level, STORED_LEVELS, self.table[row])
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (checkpoints keep it)."""
+        return {
+            "levels": STORED_LEVELS.tolist(),
+            "counts": self.counts.tolist(),
+            "table": [
+                [None if not np.isfinite(v) else float(v) for v in row] for row in self.table
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "calibration") -> ResidualQuantiles:
+        """Back from :meth:`to_dict`; ValueError naming the bad key otherwise."""
+        if not isinstance(d, dict) or set(d) != {"levels", "counts", "table"}:
+            raise ValueError(f"{where}: expected an object with levels, counts and table")
+        if not np.allclose(np.asarray(d["levels"], float), STORED_LEVELS):
+            raise ValueError(f"{where}.levels: expected the 199 levels 0.005 .. 0.995")
+        counts = np.asarray(d["counts"])
+        if counts.shape != (N_STRATA + 3,) or counts.dtype.kind != "i" or (counts < 0).any():
+            raise ValueError(f"{where}.counts: expected {N_STRATA + 3} counts of 0 or more")
+        try:
+            table = np.array(
+                [[np.nan if v is None else float(v) for v in row] for row in d["table"]]
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}.table: expected rows of numbers ({err})") from err
+        if table.shape != (N_STRATA + 3, STORED_LEVELS.size):
+            raise ValueError(f"{where}.table: expected {N_STRATA + 3} rows of 199 values")
+        used = counts >= MIN_COUNT
+        used[-1] = True
+        rows = table[used]
+        if not np.isfinite(rows).all() or (np.diff(rows, axis=1) < 0).any():
+            raise ValueError(f"{where}.table: a used row holds a non-finite or decreasing value")
+        if (np.abs(rows) > 1).any():
+            raise ValueError(f"{where}.table: residuals beyond ±1 m³/m³")
+        return cls(table, counts)
+
+
+def hide_for_calibration(
+    observed: np.ndarray, mask_kind: str, share: float, seed: int
+) -> np.ndarray:
+    """The observed entries to hide for calibration: ``share`` of them as whole days
+    (``mask_kind="time_slice"``) or as single entries (``"point"``)."""
+    rng = np.random.default_rng(seed)
+    draw = draw_days if mask_kind == "time_slice" else draw_points
+    return draw(observed, share, rng, at_least_one=True)
+
+
+class Conformal(Imputer):
+    """Any registered imputer (``base``) with split-conformal quantiles (module text).
+
+    ``share`` of the observed entries is hidden (whole days for ``mask_kind="time_slice"``,
+    single entries for ``"point"``) to calibrate; the point estimate is ``base``'s, fitted on
+    every observation. Fitting costs two fits of ``base``.
+    """
+
+    probabilistic: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        base: str = "regression",
+        share: float = 0.2,
+        mask_kind: str = "time_slice",
+        seed: int = 0,
+    ):
+        self.base = base
+        self.share = share
+        self.mask_kind = mask_kind
+        self.seed = seed
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"{self.base}-conformal"
+
+    @property
+    def transferable(self) -> bool:  # type: ignore[override]
+        return False  # the calibration classes need the period's own observations
+
+    def _validate_params(self) -> None:
+        from . import ALL_BASELINES
+
+        if self.base not in ALL_BASELINES:
+            raise ValueError(f"base={self.base!r}: expected one of {', '.join(ALL_BASELINES)}")
+        if not (isinstance(self.share, float | int) and 0 < self.share < 1):
+            raise ValueError(f"share={self.share!r}: expected a number strictly between 0 and 1")
+        if self.mask_kind not in ("time_slice", "point"):
+            raise ValueError(f"mask_kind={self.mask_kind!r}: expected 'time_slice' or 'point'")
+        if integer("seed", self.seed) < 0:
+            raise ValueError(f"seed={self.seed!r}: expected 0 or more")
+
+    def fit(self, ds: xr.Dataset) -> Conformal:
+        """Calibrate on hidden entries, then fit ``base`` on every observation."""
+        from . import make_imputer
+
+        self._validate_params()
+        observed = np.isfinite(np.asarray(ds[TARGET].values))
+        hidden = hide_for_calibration(observed, self.mask_kind, self.share, self.seed + 11)
+        known = ds.assign({TARGET: ds[TARGET].where(~hidden)})
+        estimate = make_imputer(self.base).fit(known).impute(known).values
+        residual = np.asarray(ds[TARGET].values, float)[hidden] - estimate[hidden]
+        self.bands_ = ResidualQuantiles.fit(residual, strata(observed & ~hidden)[hidden])
+        self.model_ = make_imputer(self.base).fit(ds)
+        return self
+
+    def impute(self, ds: xr.Dataset) -> xr.DataArray:
+        """``base``'s field for ``ds``."""
+        self._check_fitted("model_")
+        out = self.model_.impute(ds)
+        out.attrs["model"] = self.name
+        return out
+
+    def impute_distribution(
+        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+    ) -> xr.Dataset:
+        """The field and its quantiles (``soil_moisture_quantile``)."""
+        self._check_fitted("model_", "bands_")
+        point = self.impute(ds)
+        return with_bands(ds, point, self.bands_, quantiles, self)
+
+
+def with_bands(
+    ds: xr.Dataset,
+    point: xr.DataArray,
+    bands: ResidualQuantiles,
+    quantiles: Sequence[float],
+    imputer: Imputer,
+) -> xr.Dataset:
+    """``point`` and its quantiles from ``bands`` for the classes of ``ds``'s observations."""
+    classes = strata(np.isfinite(np.asarray(ds[TARGET].values)))
+    levels = tuple(quantiles)
+    values = point.values[None].astype(np.float64) + bands.offsets(levels, classes)
+    return as_quantiles(ds, point, values, levels, imputer)

@@ -1,0 +1,133 @@
+"""Probabilistic imputation: the quantile scores against hand-computed values, split-conformal
+calibration on a case with a known answer, and the quantile output of a conformal imputer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from stimpute_core import uncertainty as unc
+from stimpute_core.data.contract import TARGET, TRUTH
+from stimpute_core.data.scenario import ScenarioConfig, make_scenario
+from stimpute_core.masks import apply_holdout, holdout_mask
+from stimpute_core.models import make_imputer
+from stimpute_core.models.base import QUANTILE_NAME, check_quantiles, is_probabilistic
+from stimpute_core.models.conformal import (
+    MIN_COUNT,
+    Conformal,
+    ResidualQuantiles,
+    gap_days,
+    strata,
+)
+
+
+def _cube(values):
+    return np.asarray(values, dtype=float).reshape(-1, 1, 1)
+
+
+def test_crps_coverage_width_and_pit_by_hand():
+    levels = (0.25, 0.5, 0.75)
+    pred = np.stack([_cube([0.1, 0.1]), _cube([0.2, 0.2]), _cube([0.3, 0.3])])  # (3, 2, 1, 1)
+    target = _cube([0.2, 0.4])
+    mask = np.ones(target.shape, bool)
+    # Pinball losses: entry 1 (y = 0.2): 0.25*0.1, 0, 0.25*0.1 -> 0.05; entry 2 (y = 0.4):
+    # 0.25*0.3, 0.5*0.2, 0.75*0.1 -> 0.25. CRPS = 2 * mean of the six = 2 * 0.3 / 6 = 0.1.
+    assert unc.crps(pred, levels, target, mask) == pytest.approx(0.1)
+    assert unc.coverage(pred, levels, target, mask, 0.5) == pytest.approx(0.5)  # 0.2 in, 0.4 out
+    assert unc.width(pred, levels, mask, 0.5) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match=r"lack 0\.05"):
+        unc.coverage(pred, levels, target, mask, 0.9)
+    deciles = tuple(k / 10 for k in range(1, 10))
+    grid = np.stack([_cube([q, q, q, q]) for q in deciles])  # a uniform's deciles
+    hist = unc.pit_histogram(grid, deciles, _cube([0.05, 0.15, 0.15, 0.95]), np.ones((4, 1, 1)))
+    assert hist.tolist() == [0.25, 0.5, 0, 0, 0, 0, 0, 0, 0, 0.25]
+
+
+def test_quantile_levels_are_checked():
+    assert check_quantiles([0.95, 0.05, 0.5]) == (0.05, 0.5, 0.95)
+    for bad, message in (([0.0], "strictly between"), ([0.5, 0.5], "once"), ([], "at least")):
+        with pytest.raises(ValueError, match=message):
+            check_quantiles(bad)
+
+
+def test_gap_days_and_strata():
+    observed = np.zeros((7, 1, 2), bool)
+    observed[[1, 5], 0, 0] = True
+    assert gap_days(observed)[:, 0, 0].tolist() == [1, 0, 1, 2, 1, 0, 1]
+    assert (gap_days(observed)[:, 0, 1] >= 10**6).all()  # never observed
+    classes = strata(observed)
+    # Day 2: gap 1 (class 0), no observation that day; day 3: gap 2 (class 1).
+    assert classes[2, 0, 0] == 0 and classes[3, 0, 0] == 2 and classes[1, 0, 1] == 11
+
+
+def test_conformal_quantiles_of_known_gaussian_noise_hold_their_coverage():
+    rng = np.random.default_rng(0)
+    sd = 0.02
+    calib = rng.normal(0.0, sd, 4000)
+    bands = ResidualQuantiles.fit(calib, np.zeros(calib.size, int))
+    lo, mid, hi = bands.offsets((0.05, 0.5, 0.95), np.zeros(1, int))[:, 0]
+    assert lo == pytest.approx(norm.ppf(0.05) * sd, rel=0.08)
+    assert hi == pytest.approx(norm.ppf(0.95) * sd, rel=0.08)
+    assert abs(mid) < 0.002
+    fresh = rng.normal(0.0, sd, 20000)
+    assert 0.88 < np.mean((fresh >= lo) & (fresh <= hi)) < 0.92
+    # A class with too few residuals borrows the pooled quantiles; the dict form round-trips.
+    few = ResidualQuantiles.fit(np.r_[calib, 5 * calib[: MIN_COUNT - 1]], np.r_[
+        np.zeros(calib.size, int), np.full(MIN_COUNT - 1, 2)
+    ])  # fmt: skip
+    assert few.counts[2] == MIN_COUNT - 1 and few._row(2) == len(few.counts) - 3
+    again = ResidualQuantiles.from_dict(few.to_dict())
+    assert np.allclose(
+        again.offsets((0.1, 0.9), np.array([0, 2])), few.offsets((0.1, 0.9), np.array([0, 2]))
+    )
+    broken = few.to_dict()
+    broken["table"][-1][3] = 9.0
+    with pytest.raises(ValueError, match=r"calibration\.table"):
+        ResidualQuantiles.from_dict(broken)
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = make_scenario(ScenarioConfig(start="2019-01-01", end="2019-06-30", n_stations=4))
+    return ds.isel(x=slice(0, 12), y=slice(0, 12)).load()
+
+
+def test_conformal_imputer_quantiles(small):
+    hidden = holdout_mask(small, "point", fraction=0.2, seed=3)
+    train = apply_holdout(small, hidden)
+    model = Conformal(base="idw", mask_kind="point", seed=1).fit(train)
+    assert is_probabilistic(model) and not is_probabilistic(make_imputer("idw"))
+    out = model.impute_distribution(train, quantiles=(0.95, 0.05, 0.5, 0.25, 0.75))
+    q = out[QUANTILE_NAME]
+    assert q.dims == ("quantile", "time", "y", "x") and q["quantile"].values.tolist() == [
+        0.05, 0.25, 0.5, 0.75, 0.95
+    ]  # fmt: skip
+    assert (q.diff("quantile") >= 0).all()
+    obs = np.isfinite(train[TARGET].values)
+    for k in range(q.sizes["quantile"]):
+        assert np.array_equal(q.values[k][obs], train[TARGET].values[obs].astype(np.float32))
+    assert np.array_equal(out["soil_moisture_imputed"].values, model.impute(train).values)
+    again = Conformal(base="idw", mask_kind="point", seed=1).fit(train)
+    assert np.array_equal(again.impute_distribution(train)[QUANTILE_NAME].values,
+                          model.impute_distribution(train)[QUANTILE_NAME].values)  # fmt: skip
+    # The held-out observations fall inside the 90 % interval about as often as stated.
+    inside = unc.coverage(q.values, (0.05, 0.25, 0.5, 0.75, 0.95), small[TARGET].values, hidden,
+                          0.9)  # fmt: skip
+    assert 0.8 < inside < 0.98
+    grid = model.impute_distribution(train, quantiles=unc.SCORE_QUANTILES)[QUANTILE_NAME].values
+    scores = unc.distribution_scores(grid, unc.SCORE_QUANTILES, small[TARGET].values, hidden)
+    assert scores["cover90"] == pytest.approx(inside) and scores["crps"] > 0
+    # The truth is never read: the same quantiles without it.
+    blind = Conformal(base="idw", mask_kind="point", seed=1).fit(train.drop_vars(TRUTH))
+    assert np.array_equal(blind.impute_distribution(train)[QUANTILE_NAME].values,
+                          model.impute_distribution(train)[QUANTILE_NAME].values)  # fmt: skip
+
+
+def test_a_deterministic_model_refuses_quantiles_and_bad_settings_are_named(small):
+    with pytest.raises(TypeError, match="idw gives one value per cell-day"):
+        make_imputer("idw").fit(small).impute_distribution(small)
+    with pytest.raises(ValueError, match="base='nope'"):
+        Conformal(base="nope").fit(small)
+    with pytest.raises(ValueError, match=r"share=1\.5"):
+        Conformal(share=1.5).fit(small)
