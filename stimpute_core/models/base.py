@@ -71,8 +71,8 @@ class Imputer(ABC):
         """The field (``soil_moisture_imputed``) and its quantiles (``soil_moisture_quantile``);
         only for a model whose ``probabilistic`` is True."""
         raise TypeError(
-            f"{self.name} gives one value per cell-day, not a distribution: choose a "
-            "probabilistic model (e.g. regression-conformal)"
+            f"{self.name} gives one value per cell-day, not a distribution: wrap it for "
+            "intervals (stimpute_core.models.conformal.Conformal)"
         )
 
     def fit_impute(self, ds: xr.Dataset) -> xr.DataArray:
