@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+from ..data.io import check_creatable
 
 
 def eprint(*args: object) -> None:
@@ -20,49 +21,37 @@ def eprint(*args: object) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
+def _number(text: str, convert, ok, expected: str):
+    """``convert(text)`` if it converts and passes ``ok``, else argparse's error naming what
+    was expected."""
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer of at least 1 (epochs, seeds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
-    return value
+    return _number(text, int, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def seed(text: str) -> int:
     """A non-negative integer (a random seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 0")
-    return value
+    return _number(text, int, lambda v: v >= 0, "a whole number of at least 0")
 
 
 def minutes(text: str) -> float:
     """A time budget in minutes: a finite number above 0 (``nan``, ``inf``, 0 and below are
     refused; leave the option out for the default)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of minutes above 0")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a number of minutes above 0")
 
 
 def fraction(text: str) -> float:
     """A fraction strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number between 0 and 1")
-    return value
+    return _number(text, float, lambda v: 0 < v < 1, "a number between 0 and 1")
 
 
 def day(text: str) -> str:
@@ -92,11 +81,5 @@ def check_output_file(path: Path, option: str) -> Path:
     before the work whose result it will hold, so no result is lost to a bad path."""
     if path.is_dir():
         raise ValueError(f"{option} {path}: is a folder; give the path of a file to write")
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{option} {path}: cannot be created, {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: no permission to write in {parent}")
+    check_creatable(path, f"{option} {path}")
     return path

@@ -96,6 +96,18 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def check_creatable(path: str | os.PathLike, label: str) -> None:
+    """ValueError (naming ``label``) unless ``path`` could be created: its nearest existing
+    ancestor must be a folder this process may write in. Checked before long work."""
+    parent = Path(path).absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{label} cannot be created: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{label} cannot be written: no permission to write in {parent}")
+
+
 def _mode(path: Path, new: Path) -> int:
     """Permission bits for the output: those of the ``path`` it replaces, else those ``new``
     was created with (the default less the umask)."""

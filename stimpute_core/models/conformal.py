@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from ..data.contract import TARGET
-from ..masks import draw_days, draw_points
+from ..masks import holdout_mask
 from .base import DEFAULT_QUANTILES, Imputer, as_quantiles, integer
 
 #: Lower edges (days) of the gap classes: 1, 2-3, 4-7, 8-15, 16-31 and 32 or more days from the
@@ -163,16 +163,6 @@ class ResidualQuantiles:
         return cls(table, counts)
 
 
-def hide_for_calibration(
-    observed: np.ndarray, mask_kind: str, share: float, seed: int
-) -> np.ndarray:
-    """The observed entries to hide for calibration: ``share`` of them as whole days
-    (``mask_kind="time_slice"``) or as single entries (``"point"``)."""
-    rng = np.random.default_rng(seed)
-    draw = draw_days if mask_kind == "time_slice" else draw_points
-    return draw(observed, share, rng, at_least_one=True)
-
-
 class Conformal(Imputer):
     """Any registered imputer (``base``) with split-conformal quantiles (module text).
 
@@ -221,7 +211,7 @@ class Conformal(Imputer):
 
         self._validate_params()
         observed = np.isfinite(np.asarray(ds[TARGET].values))
-        hidden = hide_for_calibration(observed, self.mask_kind, self.share, self.seed + 11)
+        hidden = holdout_mask(observed, self.mask_kind, self.share, seed=self.seed + 11)
         known = ds.assign({TARGET: ds[TARGET].where(~hidden)})
         estimate = make_imputer(self.base).fit(known).impute(known).values
         residual = np.asarray(ds[TARGET].values, float)[hidden] - estimate[hidden]

@@ -31,7 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ... import __version__
-from ...data.io import atomic_write_dir
+from ...data.io import atomic_write_dir, check_creatable
 from .core import STTransformer, STTransformerConfig
 from .data import Normalizer
 from .prior import CONTEXT_NAMES, CrossFittedPrior
@@ -103,13 +103,7 @@ def check_target(
             )
         if not overwrite:
             raise ValueError(f"{path} holds a checkpoint already: {hint} replaces it")
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{path} cannot be created: {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{path} cannot be written: no permission to write in {parent}")
+    check_creatable(path, str(path))
     return path
 
 
