@@ -131,3 +131,27 @@ def test_a_deterministic_model_refuses_quantiles_and_bad_settings_are_named(smal
         Conformal(base="nope").fit(small)
     with pytest.raises(ValueError, match=r"share=1\.5"):
         Conformal(share=1.5).fit(small)
+
+
+def test_calibration_residuals_come_from_a_fit_that_never_saw_them(small, monkeypatch):
+    """The first fit of the base sees the observations less the calibration entries; the
+    residuals are taken exactly there; the second fit sees every observation."""
+    import stimpute_core.models as models
+
+    seen = []
+    real = models.make_imputer
+
+    def spy(name, **options):
+        model = real(name, **options)
+        fit = model.fit
+        model.fit = lambda ds: (seen.append(np.isfinite(ds[TARGET].values)), fit(ds))[1]
+        return model
+
+    monkeypatch.setattr(models, "make_imputer", spy)
+    model = Conformal(base="idw", mask_kind="time_slice", seed=2).fit(small)
+    observed = np.isfinite(small[TARGET].values)
+    first, second = seen
+    hidden = observed & ~first
+    assert not (first & ~observed).any() and hidden.any()
+    assert hidden.sum() == model.bands_.counts[-1]  # one residual per hidden entry, no more
+    assert np.array_equal(second, observed)
