@@ -204,7 +204,15 @@ def test_workbench_in_a_browser(tmp_path, app_server):
             other.close()
         finally:
             browser.close()
-    server_errors = [line for line in log if "Traceback" in line or "ERROR" in line]
+    # Tornado logs a write to a page the browser just closed ("Task exception was never
+    # retrieved ... WebSocketClosedError"): the client left; nothing failed on the server.
+    text = re.sub(
+        r"Task exception was never retrieved.*?tornado\.websocket\.WebSocketClosedError",
+        "",
+        "".join(log),
+        flags=re.S,
+    )
+    server_errors = [line for line in text.splitlines() if "Traceback" in line or "ERROR" in line]
     assert not server_errors, "".join(log)
     assert not problems, "\n".join(problems)
     assert any((tmp_path / "models").glob("session-*/config.json"))  # the model stays available
