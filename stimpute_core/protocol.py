@@ -13,14 +13,14 @@ same calls wrapped in :class:`~stimpute_core.models.pretrained.Pretrained`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from .masks import apply_holdout
-from .models.base import Imputer
+from .models.base import DEFAULT_QUANTILES, Imputer
 from .validation import EVALUATION_HOLDOUT, evaluation_mask, mask_for
 
 #: Key of the hold-out in a model's training record (``training_``), as checkpoints store it.
@@ -96,4 +96,21 @@ def impute_for_evaluation(
     hidden, _ = hide_evaluation(ds, within=within, mask=mask)
     full = make().fit(ds).impute(ds)
     heldout = make().fit(hidden).impute(hidden)
+    return full, heldout
+
+
+def distribution_for_evaluation(
+    make: Callable[[], Imputer],
+    ds: xr.Dataset,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    *,
+    within: xr.Dataset | None = None,
+    mask: xr.DataArray | None = None,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """:func:`impute_for_evaluation` for a probabilistic model: each fit's field and quantiles
+    (``impute_distribution``), one fitted on every observation and one with the hold-out hidden.
+    """
+    hidden, _ = hide_evaluation(ds, within=within, mask=mask)
+    full = make().fit(ds).impute_distribution(ds, quantiles)
+    heldout = make().fit(hidden).impute_distribution(hidden, quantiles)
     return full, heldout

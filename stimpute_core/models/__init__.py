@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .base import Imputer
+from .base import Imputer, is_probabilistic  # noqa: F401 (the registry's callers ask it)
 from .baselines import BASELINES
 from .covariate import COVARIATE_BASELINES
 from .pypots import PEERS
@@ -40,6 +40,11 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
         "day_pool": False,
     },
 }
+#: Simple probabilistic references: a reference with split-conformal intervals from residuals at
+#: hidden entries (:class:`~stimpute_core.models.conformal.Conformal`; its ``base`` is fixed).
+CONFORMAL_VARIANTS: dict[str, dict[str, Any]] = {
+    f"{base}-conformal": {"base": base} for base in ("regression", "coarse", "idw")
+}
 #: The ST-Transformer's profiles (``PROFILES`` in its model module, which imports torch; a
 #: test keeps the two in step).
 PROFILE_NAMES = ("tiny", "quick", "long", "paper")
@@ -57,7 +62,7 @@ RUN_OPTIONS = (
 )
 #: Every baseline by name: the covariate-blind ones, then those that use the covariates.
 ALL_BASELINES = {**BASELINES, **COVARIATE_BASELINES}
-MODEL_NAMES = (*ALL_BASELINES, *ST_VARIANTS, *PEERS)
+MODEL_NAMES = (*ALL_BASELINES, *CONFORMAL_VARIANTS, *ST_VARIANTS, *PEERS)
 
 
 #: Methods that take minutes per fit on a CPU at the built-in scenario's size (``--skip`` them).
@@ -77,7 +82,7 @@ def installed_models() -> list[str]:
         peers = list(PEERS)
     except ImportError:
         peers = []
-    return [*ALL_BASELINES, *ST_VARIANTS, *peers]
+    return [*ALL_BASELINES, *CONFORMAL_VARIANTS, *ST_VARIANTS, *peers]
 
 
 def _accepts(cls: type, name: str) -> bool:
@@ -102,6 +107,10 @@ def make_imputer(name: str, **options: Any) -> Imputer:
         fixed = dict(ST_VARIANTS[name])
     elif name in PEERS:
         cls, fixed = PEERS[name], {}
+    elif name in CONFORMAL_VARIANTS:
+        from .conformal import Conformal
+
+        cls, fixed = Conformal, dict(CONFORMAL_VARIANTS[name])
     else:
         cls, fixed = ALL_BASELINES[name], {}
     allowed = [p for p in inspect.signature(cls).parameters if p not in fixed]

@@ -12,7 +12,11 @@
   with every observed value passed through unchanged, and ``model`` naming the model;
 - the truth variable is never read: changing it changes nothing;
 - another period of the fitted grid is imputed; another grid is refused unless the model says
-  it is ``transferable``, and then a grid of another spacing is refused.
+  it is ``transferable``, and then a grid of another spacing is refused;
+- a probabilistic model's ``impute_distribution`` gives the field ``impute`` gives and
+  ``soil_moisture_quantile(quantile, time, y, x)`` at the levels asked for, finite, ordered
+  across levels, every observation kept in every level, and the same again from a second fit
+  with the same settings; a deterministic model refuses with a TypeError.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from ..data.contract import TARGET, TRUTH
-from .base import OUTPUT_NAME, Imputer, NotFittedError
+from .base import OUTPUT_NAME, QUANTILE_NAME, Imputer, NotFittedError, is_probabilistic
 
 Factory = Callable[[], Imputer]
 
@@ -145,12 +149,43 @@ def check_grids(make: Factory, ds: xr.Dataset) -> None:
     raise _fail(model, "imputed a grid of another spacing")
 
 
+def check_distribution(make: Factory, ds: xr.Dataset) -> None:
+    """Quantiles of a probabilistic model (module text); a TypeError from any other."""
+    levels = (0.05, 0.25, 0.5, 0.75, 0.95)
+    if not is_probabilistic(make()):
+        try:
+            make().impute_distribution(ds, levels)
+        except TypeError:
+            return
+        raise _fail(make(), "a deterministic model must refuse impute_distribution (TypeError)")
+    model = _fit(make, ds)
+    out = model.impute_distribution(ds, levels[::-1])
+    if not isinstance(out, xr.Dataset) or {OUTPUT_NAME, QUANTILE_NAME} - set(out.data_vars):
+        raise _fail(model, f"impute_distribution must return {OUTPUT_NAME} and {QUANTILE_NAME}")
+    if not np.array_equal(out[OUTPUT_NAME].values, model.impute(ds).values):
+        raise _fail(model, "impute_distribution's field differs from impute's")
+    q = out[QUANTILE_NAME]
+    if q.dims != ("quantile", *ds[TARGET].dims) or list(q["quantile"].values) != list(levels):
+        raise _fail(model, f"quantiles {q.dims} at {list(q['quantile'].values)}, expected "
+                    f"('quantile', time, y, x) at {list(levels)}")  # fmt: skip
+    values = q.values
+    if not np.isfinite(values).all() or (np.diff(values, axis=0) < 0).any():
+        raise _fail(model, "quantiles must be finite and non-decreasing across levels")
+    obs = np.isfinite(ds[TARGET].values)
+    if not (values[:, obs] == ds[TARGET].values[obs].astype(values.dtype)).all():
+        raise _fail(model, "an observed entry differs from its observation in some quantile")
+    again = _fit(make, ds).impute_distribution(ds, levels)[QUANTILE_NAME].values
+    if not np.array_equal(values, again):
+        raise _fail(model, "two fits with the same settings gave different quantiles")
+
+
 CHECKS: dict[str, Callable[[Factory, xr.Dataset], None]] = {
     "constructor_only_stores": check_constructor_only_stores,
     "not_fitted": check_not_fitted,
     "output": check_output,
     "truth_never_read": check_truth_never_read,
     "grids": check_grids,
+    "distribution": check_distribution,
 }
 
 

@@ -216,13 +216,13 @@ class Conformal(Imputer):
         estimate = make_imputer(self.base).fit(known).impute(known).values
         residual = np.asarray(ds[TARGET].values, float)[hidden] - estimate[hidden]
         self.bands_ = ResidualQuantiles.fit(residual, strata(observed & ~hidden)[hidden])
-        self.model_ = make_imputer(self.base).fit(ds)
+        self.fitted_ = make_imputer(self.base).fit(ds)
         return self
 
     def impute(self, ds: xr.Dataset) -> xr.DataArray:
         """``base``'s field for ``ds``."""
-        self._check_fitted("model_")
-        out = self.model_.impute(ds)
+        self._check_fitted("fitted_")
+        out = self.fitted_.impute(ds)
         out.attrs["model"] = self.name
         return out
 
@@ -230,7 +230,7 @@ class Conformal(Imputer):
         self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
     ) -> xr.Dataset:
         """The field and its quantiles (``soil_moisture_quantile``)."""
-        self._check_fitted("model_", "bands_")
+        self._check_fitted("fitted_", "bands_")
         point = self.impute(ds)
         return with_bands(ds, point, self.bands_, quantiles, self)
 

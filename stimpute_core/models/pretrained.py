@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import xarray as xr
 
-from .base import Imputer
+from .base import DEFAULT_QUANTILES, Imputer
 
 
 class Pretrained(Imputer):
@@ -25,6 +26,11 @@ class Pretrained(Imputer):
     def __init__(self, model: Any = None):
         self.model = model
 
+    @property
+    def probabilistic(self) -> bool:  # type: ignore[override]
+        """Whether the wrapped model gives quantiles."""
+        return bool(getattr(self.model, "probabilistic", False))
+
     def fit(self, ds: xr.Dataset) -> Pretrained:
         """Check that ``ds`` suits the wrapped model; learn nothing."""
         if not isinstance(self.model, Imputer):
@@ -39,3 +45,10 @@ class Pretrained(Imputer):
         """The wrapped model's field for ``ds``."""
         self._check_fitted("model_")
         return self.model_.impute(ds)
+
+    def impute_distribution(
+        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+    ) -> xr.Dataset:
+        """The wrapped model's field and quantiles for ``ds``."""
+        self._check_fitted("model_")
+        return self.model_.impute_distribution(ds, quantiles)
