@@ -136,18 +136,18 @@ def test_a_deterministic_model_refuses_quantiles_and_bad_settings_are_named(smal
 def test_calibration_residuals_come_from_a_fit_that_never_saw_them(small, monkeypatch):
     """The first fit of the base sees the observations less the calibration entries; the
     residuals are taken exactly there; the second fit sees every observation."""
-    import stimpute_core.models as models
+    from stimpute_core.models import conformal
 
     seen = []
-    real = models.make_imputer
+    real = conformal.REFERENCES["idw"]
 
-    def spy(name, **options):
-        model = real(name, **options)
+    def spy(**options):
+        model = real(**options)
         fit = model.fit
         model.fit = lambda ds: (seen.append(np.isfinite(ds[TARGET].values)), fit(ds))[1]
         return model
 
-    monkeypatch.setattr(models, "make_imputer", spy)
+    monkeypatch.setitem(conformal.REFERENCES, "idw", spy)
     model = Conformal(base="idw", mask_kind="time_slice", seed=2).fit(small)
     observed = np.isfinite(small[TARGET].values)
     first, second = seen

@@ -29,6 +29,11 @@ import xarray as xr
 from ..data.contract import TARGET
 from ..masks import holdout_mask
 from .base import DEFAULT_QUANTILES, Imputer, as_quantiles, integer
+from .baselines import BASELINES
+from .covariate import COVARIATE_BASELINES
+
+#: The references a conformal wrapper can take (every baseline; the registry's ALL_BASELINES).
+REFERENCES: dict[str, type[Imputer]] = {**BASELINES, **COVARIATE_BASELINES}
 
 #: Lower edges (days) of the gap classes: 1, 2-3, 4-7, 8-15, 16-31 and 32 or more days from the
 #: cell's nearest observation.
@@ -194,10 +199,8 @@ class Conformal(Imputer):
         return False  # the calibration classes need the period's own observations
 
     def _validate_params(self) -> None:
-        from . import ALL_BASELINES
-
-        if self.base not in ALL_BASELINES:
-            raise ValueError(f"base={self.base!r}: expected one of {', '.join(ALL_BASELINES)}")
+        if self.base not in REFERENCES:
+            raise ValueError(f"base={self.base!r}: expected one of {', '.join(REFERENCES)}")
         if not (isinstance(self.share, float | int) and 0 < self.share < 1):
             raise ValueError(f"share={self.share!r}: expected a number strictly between 0 and 1")
         if self.mask_kind not in ("time_slice", "point"):
@@ -207,16 +210,14 @@ class Conformal(Imputer):
 
     def fit(self, ds: xr.Dataset) -> Conformal:
         """Calibrate on hidden entries, then fit ``base`` on every observation."""
-        from . import make_imputer
-
         self._validate_params()
         observed = np.isfinite(np.asarray(ds[TARGET].values))
         hidden = holdout_mask(observed, self.mask_kind, self.share, seed=self.seed + 11)
         known = ds.assign({TARGET: ds[TARGET].where(~hidden)})
-        estimate = make_imputer(self.base).fit(known).impute(known).values
+        estimate = REFERENCES[self.base]().fit(known).impute(known).values
         residual = np.asarray(ds[TARGET].values, float)[hidden] - estimate[hidden]
         self.bands_ = ResidualQuantiles.fit(residual, strata(observed & ~hidden)[hidden])
-        self.fitted_ = make_imputer(self.base).fit(ds)
+        self.fitted_ = REFERENCES[self.base]().fit(ds)
         return self
 
     def impute(self, ds: xr.Dataset) -> xr.DataArray:

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from ... import __version__
 from ...data.io import atomic_write_dir, check_creatable
+from ..conformal import ResidualQuantiles
 from .core import STTransformer, STTransformerConfig
 from .data import Normalizer
 from .prior import CONTEXT_NAMES, CrossFittedPrior
@@ -53,7 +54,7 @@ DEFAULT_PRETRAINED = "txson-quick"
 _SECTIONS = {
     "format": True, "stimpute_version": False, "imputer": True, "network": True,
     "normalizer": True, "training": False, "history": False, "cancelled": False,
-    "saved": False, "command": False,
+    "saved": False, "command": False, "calibration": False,
 }  # fmt: skip
 
 
@@ -129,6 +130,7 @@ def save_checkpoint(
     assert model.net_ is not None and model.normalizer_ is not None
     check_target(path, overwrite=overwrite)
     network, normalizer = model.net_.cfg.to_dict(), model.normalizer_.to_dict()
+    bands = getattr(model, "calibration_", None)
 
     def write(tmp: Path) -> None:
         record = {"network": network, "normalizer": normalizer}
@@ -146,6 +148,7 @@ def save_checkpoint(
             "training": model.training_,
             "history": model.history_,
             "cancelled": model.cancelled_,
+            "calibration": None if bands is None else bands.to_dict(),
             "saved": pd.Timestamp.now(tz="UTC").isoformat(),
         }
         if command:
@@ -259,6 +262,13 @@ def _parse(cls, meta: Any, device: str | None, where: Path):
     if "holdout" in record and not isinstance(record["holdout"], dict):
         raise ValueError(f"{where}: training.holdout = {record['holdout']!r}: expected an object")
     model.history_, model.training_, model.cancelled_ = history, record, cancelled
+    # Checkpoints from before intervals were added have no calibration: no quantiles.
+    calibration = meta.get("calibration")
+    model.calibration_ = (
+        None
+        if calibration is None
+        else ResidualQuantiles.from_dict(calibration, f"{where}: calibration")
+    )
     return model, net_cfg, norm
 
 

@@ -9,10 +9,13 @@
   fields; the land-cover one-hot. Grids are padded to whole patches (padding is never observed).
 - :class:`SampleSet` cuts the cube into samples (windows of ``T`` days, stride ``s``, patches of
   ``P x P`` cells; see :mod:`stimpute_core.models.windows`).
+- :func:`fingerprint` digests a Dataset's content, so encoded inputs can be kept for the next
+  call on the same data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -275,3 +278,13 @@ class SampleSet:
         if blocked is not None:
             y[take(blocked, t0, r0, c0, self.window, self.patch).astype(bool)] = np.nan
         return y, take(self.u, t0, r0, c0, self.window, self.patch)
+
+
+def fingerprint(ds: xr.Dataset) -> str:
+    """A digest of every coordinate and variable of ``ds`` (its content, not its identity)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(map(str, ds.variables)):
+        values = np.ascontiguousarray(ds[name].values)
+        digest.update(f"{name}{values.dtype}{values.shape}".encode())
+        digest.update(values.tobytes() if values.dtype != object else repr(values).encode())
+    return digest.hexdigest()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ import torch
 import xarray as xr
 
 from ...data.contract import TARGET
-from ..base import Imputer, as_output, integer, positive_int, positive_number
+from ..base import DEFAULT_QUANTILES, Imputer, as_output, integer, positive_int, positive_number
 from ..features import COARSE, fill_in_time, with_derived_features
 from ..windows import OverlapMean, patch_origins, take, window_starts
 from .attention import attention_weights
@@ -28,7 +27,8 @@ from .checkpoint import (  # the shipped checkpoints are also found from here
     save_checkpoint,
 )
 from .core import STTransformer, STTransformerConfig
-from .data import IncompatibleDataError, Normalizer, SampleSet, encode, padded_size
+from .data import IncompatibleDataError, Normalizer, SampleSet, encode, fingerprint, padded_size
+from .intervals import calibrate, distribution
 from .prior import CONTEXT_NAMES, CrossFittedPrior, cell_context
 from .training import (
     PRECISIONS,
@@ -74,16 +74,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
     },
 }
-
-
-def _fingerprint(ds: xr.Dataset) -> str:
-    """A digest of every coordinate and variable of ``ds`` (its content, not its identity)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name in sorted(map(str, ds.variables)):
-        values = np.ascontiguousarray(ds[name].values)
-        digest.update(f"{name}{values.dtype}{values.shape}".encode())
-        digest.update(values.tobytes() if values.dtype != object else repr(values).encode())
-    return digest.hexdigest()
 
 
 class STTransformerImputer(Imputer):
@@ -315,17 +305,29 @@ class STTransformerImputer(Imputer):
         history, cancelled = train_network(
             net, samples, val_mask, settings, y_std=norm.y_std, callbacks=callbacks, cancel=cancel
         )
+        self.net_, self.normalizer_ = net.cpu().eval(), norm
+        h, w = values.shape[1:]
+        self.calibration_ = calibrate(self, known, values, val_mask[:, :h, :w])
         if self.prior_model_ is not None and val_mask.any():
             # The validation entries have chosen the weights; the reference that estimates the
             # days no fold saw (later periods, days held out whole) may now learn from them.
             self.prior_model_.refit_full(ds, self._prior(), seed=self.seed)
-        self.net_ = net.cpu().eval()
-        self.normalizer_ = norm
         self.history_ = history
         self.cancelled_ = cancelled
         self.training_ = settings.to_dict()
         self._encoded = None  # inputs encoded for the previous fit's prior
         return self
+
+    @property
+    def probabilistic(self) -> bool:  # type: ignore[override]
+        """True, except for a checkpoint saved before intervals were added (no calibration)."""
+        return getattr(self, "calibration_", True) is not None
+
+    def impute_distribution(
+        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+    ) -> xr.Dataset:
+        """The field and its calibrated quantiles (see :mod:`.intervals`)."""
+        return distribution(self, ds, quantiles)
 
     def _device(self) -> torch.device:
         return pick_device(self.device)
@@ -389,7 +391,7 @@ class STTransformerImputer(Imputer):
         """:meth:`_encode` of ``ds``, kept for the next call on the same data: the attention
         view asks for one cell and day after another of one selection, and encoding (the
         prior's trees over the whole selection) costs seconds each time."""
-        key = _fingerprint(ds)
+        key = fingerprint(ds)
         cached = getattr(self, "_encoded", None)
         if cached is None or cached[0] != key:
             cached = (key, self._encode(ds))
