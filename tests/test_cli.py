@@ -112,6 +112,19 @@ def test_train_then_impute_with_the_evaluation_hold_out_hidden(demo_file, tmp_pa
     seen = np.isfinite(observed)
     np.testing.assert_allclose(filled[seen], observed[seen], rtol=1e-6)
 
+    # The default training gives intervals: --quantiles adds them, observations kept in each.
+    banded = tmp_path / "banded.nc"
+    argv = ["impute", "--data", str(small), "--model", str(model_dir), "--out", str(banded)]
+    assert main([*argv, "--quantiles", "0.95,0.05,0.5"]) == 0
+    with xr.open_dataset(banded) as ds:
+        q = ds["soil_moisture_quantile"]
+        assert q.dims == ("quantile", "time", "y", "x")
+        assert list(q["quantile"].values) == [0.05, 0.5, 0.95]
+        values, observed = q.values, ds["soil_moisture"].values
+    assert (np.diff(values, axis=0) >= 0).all() and (values[2] > values[0]).any()
+    seen = np.isfinite(observed)
+    np.testing.assert_allclose(values[:, seen], np.broadcast_to(observed[seen], (3, seen.sum())))
+
 
 def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
     demo_file, capsys, monkeypatch

@@ -308,6 +308,9 @@ def test_training_without_validation_entries_is_refused_before_it_starts(
         (["benchmark", "--fraction", "1.5"], "argument --fraction: '1.5': expected a number betw"),
         (["benchmark", "--fraction", "nan"], "argument --fraction: 'nan'"),
         (["benchmark", "--test-start", "soon"], "argument --test-start: 'soon': expected a day"),
+        (["impute", "--quantiles", "0.5,1"], "quantile 1.0: expected a number strictly between"),
+        (["impute", "--quantiles", "a,b"], "argument --quantiles: 'a,b': expected levels between"),
+        (["impute", "--quantiles", "0.5,0.5"], "each level may be given once"),
     ],
 )
 def test_bad_option_values_are_refused_before_any_work(argv, message, tmp_path, capsys):
@@ -336,6 +339,19 @@ def test_impute_checks_its_output_path_before_the_work(ckpt, small_file, tmp_pat
     assert f"--out {tmp_path}: is a folder" in capsys.readouterr().err
     assert main([*argv, str(small_file)]) == 2
     assert "is the input file" in capsys.readouterr().err
+
+
+def test_quantiles_from_a_checkpoint_without_calibration_are_refused(ckpt, small_file, tmp_path,
+                                                                     capsys):  # fmt: skip
+    old = tmp_path / "old"
+    shutil.copytree(ckpt, old)
+    meta = json.loads((old / "config.json").read_text())
+    del meta["calibration"]  # as saved before intervals were added
+    (old / "config.json").write_text(json.dumps(meta))
+    out = tmp_path / "o.nc"
+    argv = ["impute", "--data", str(small_file), "--model", str(old), "--out", str(out)]
+    assert main([*argv, "--quantiles", "0.05,0.95"]) == 2
+    assert "holds no calibration" in capsys.readouterr().err and not out.exists()
 
 
 # ---- 6. the benchmark's table -----------------------------------------------------------------

@@ -54,6 +54,20 @@ def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0 < v < 1, "a number between 0 and 1")
 
 
+def quantile_levels(text: str) -> tuple[float, ...]:
+    """Comma-separated quantile levels strictly between 0 and 1, e.g. ``0.05,0.5,0.95``."""
+    from ..models.base import check_quantiles
+
+    try:
+        return check_quantiles([float(part) for part in text.split(",")])
+    except ValueError as err:
+        reason = str(err) if "quantile" in str(err) else "not a number"
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected levels between 0 and 1 separated by commas, e.g. 0.05,0.5,0.95 "
+            f"({reason})"
+        ) from None
+
+
 def day(text: str) -> str:
     """A calendar day as YYYY-MM-DD."""
     try:

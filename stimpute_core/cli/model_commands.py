@@ -15,9 +15,19 @@ from ..data import open_dataset, write_netcdf
 from ..data.io import atomic_write
 from ..masks import MASK_KINDS
 from ..models import MODEL_NAMES, PROFILE_NAMES, SLOW_ON_CPU, installed_models
+from ..models.base import OUTPUT_NAME, is_probabilistic
 from ..models.baselines import BASELINES
 from ..protocol import fit_for_evaluation
-from .common import check_output_file, day, device, fraction, minutes, positive_int, seed
+from .common import (
+    check_output_file,
+    day,
+    device,
+    fraction,
+    minutes,
+    positive_int,
+    quantile_levels,
+    seed,
+)
 from .common import eprint as _eprint
 
 
@@ -102,11 +112,21 @@ def _cmd_impute(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} is the input file: give another path")
     ds = open_dataset(args.data)
     model = STTransformerImputer.load(args.model, device=args.device)
+    if args.quantiles and not is_probabilistic(model):
+        raise ValueError(
+            f"--quantiles: the checkpoint {args.model} holds no calibration (saved before "
+            "intervals were added): train it again with `stimpute train`"
+        )
     t0 = time.perf_counter()
-    imputed = model.impute(ds)
-    out = ds.assign({imputed.name: imputed})
+    if args.quantiles:
+        result = model.impute_distribution(ds, args.quantiles)
+        out = ds.assign(dict(result.data_vars))
+    else:
+        result = model.impute(ds)
+        out = ds.assign({result.name: result})
     write_netcdf(out, args.out)
-    _eprint(f"imputed {imputed.shape} in {time.perf_counter() - t0:.1f} s; wrote {args.out}")
+    shape = out[OUTPUT_NAME].shape
+    _eprint(f"imputed {shape} in {time.perf_counter() - t0:.1f} s; wrote {args.out}")
     return 0
 
 
@@ -259,6 +279,11 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     impute.add_argument(
         "--out", type=Path, required=True, help="NetCDF: the input plus soil_moisture_imputed"
     )
+    impute.add_argument(
+        "--quantiles", type=quantile_levels,
+        help="also write soil_moisture_quantile(quantile, time, y, x) at these levels, e.g. "
+        "0.05,0.5,0.95 (calibrated intervals; observed entries keep their value in each)",
+    )  # fmt: skip
     impute.set_defaults(func=_cmd_impute)
 
     bench = sub.add_parser("benchmark", help="the paper's hold-out protocol over several models")
