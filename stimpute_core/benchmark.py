@@ -19,12 +19,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import masks, metrics
+from . import masks, metrics, uncertainty
 from .data.contract import TARGET, TRUTH
 from .data.selection import select_time
-from .models import make_imputer
+from .models import is_probabilistic, make_imputer
+from .models.base import OUTPUT_NAME, QUANTILE_NAME
 
 PERIODS = ("validation", "test")
+#: Scores of a probabilistic model (see :func:`run_benchmark`), against the held-out
+#: observations and, with a truth, against it.
+PROB_COLS = (
+    "crps", "cover50", "cover90", "width50", "width90", "pit_dev",
+    "crps_truth", "cover50_truth", "cover90_truth", "pit_dev_truth",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,13 @@ def run_benchmark(
     seed, and self-supervised masking of the same kind as the hold-out (whole days for
     ``time_slice``, random entries otherwise).
 
+    A probabilistic model (``is_probabilistic``) imputes its quantiles at
+    :data:`~stimpute_core.uncertainty.SCORE_QUANTILES` too, and its rows add CRPS, the coverage
+    of the 50 % and 90 % central intervals, the 90 % width and the PIT histogram's largest
+    departure from flat (:func:`~stimpute_core.uncertainty.distribution_scores`), against the
+    held-out observations and (suffix ``_truth``) the truth; ``impute_s`` then times the
+    quantiles as well.
+
     A model that fails is recorded with its ``error`` and the run goes on; ``on_result`` receives
     all rows so far after each model (to save partial results of a long run).
     """
@@ -118,13 +132,7 @@ def run_benchmark(
                     t0 = time.perf_counter()
                     imputer.fit(inputs["validation"])
                     fit_s = time.perf_counter() - t0
-                    preds = {}
-                    for period in PERIODS:
-                        t0 = time.perf_counter()
-                        preds[period] = (
-                            imputer.impute(inputs[period]).values,
-                            time.perf_counter() - t0,
-                        )
+                    preds = {p: _predict(imputer, inputs[p]) for p in PERIODS}
                 except Exception as err:  # one failing model must not lose the other results
                     report(f"{name} · {holdout} · seed {seed} failed: {err}")
                     for period in PERIODS:
@@ -133,7 +141,7 @@ def run_benchmark(
                     if on_result is not None:
                         on_result(pd.DataFrame(rows))
                     continue
-                for period, (pred, impute_s) in preds.items():
+                for period, (pred, pred_q, impute_s) in preds.items():
                     target = periods[period][TARGET].values
                     row = {
                         "model": name,
@@ -146,15 +154,34 @@ def run_benchmark(
                         "fit_s": fit_s,
                         "impute_s": impute_s,
                     }
+                    levels, where = uncertainty.SCORE_QUANTILES, hidden[period]
+                    if pred_q is not None:
+                        row |= uncertainty.distribution_scores(pred_q, levels, target, where)
                     if TRUTH in periods[period]:
                         truth = periods[period][TRUTH].values
-                        row["mae_truth"] = metrics.mae(pred, truth, hidden[period])
+                        row["mae_truth"] = metrics.mae(pred, truth, where)
+                        if pred_q is not None:
+                            row |= uncertainty.distribution_scores(
+                                pred_q, levels, truth, where, suffix="_truth"
+                            )
                     if period == "validation" and getattr(imputer, "history_", None):
                         row["history"] = imputer.history_  # the learning curve of a network
                     rows.append(row)
                 if on_result is not None:
                     on_result(pd.DataFrame(rows))
     return pd.DataFrame(rows)
+
+
+def _predict(imputer, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The field, the quantiles at the scoring levels (None for a deterministic model) and the
+    seconds they took."""
+    t0 = time.perf_counter()
+    if is_probabilistic(imputer):
+        out = imputer.impute_distribution(ds, uncertainty.SCORE_QUANTILES)
+        point, pred_q = out[OUTPUT_NAME].values, out[QUANTILE_NAME].values
+    else:
+        point, pred_q = imputer.impute(ds).values, None
+    return point, pred_q, time.perf_counter() - t0
 
 
 def _hold_out(
@@ -190,9 +217,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         results = results[results["error"].isna()]
     if results.empty or "mae" not in results:  # every run failed (or none ran)
         return pd.DataFrame(columns=["model", "holdout", "period", "mae", "n_points", "n_seeds"])
-    value_cols = [
-        c for c in ("mae", "mre", "rmse", "mae_truth", "fit_s", "impute_s") if c in results
-    ]
+    value_cols = [c for c in ("mae", "mre", "rmse", "mae_truth", "fit_s", "impute_s", *PROB_COLS)
+                  if c in results]  # fmt: skip
     grouped = results.groupby(["model", "holdout", "period"], sort=False)
     mean = grouped[value_cols].mean()
     sd = grouped[value_cols].std(ddof=1).fillna(0.0).add_suffix("_sd")
@@ -288,4 +314,40 @@ def markdown_table(summary: pd.DataFrame) -> str:
                 cells += [f"{truth:.4f} ({by})" if pd.notna(truth) else "", "1.00"]
             cells += ["", "", ""]
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+#: Stated coverage of the 90 % interval and the band a calibrated method falls in (the issue's
+#: target): a coverage outside it is flagged in :func:`interval_table`.
+COVERAGE_OK = (0.85, 0.95)
+
+
+def interval_table(summary: pd.DataFrame) -> str:
+    """The probabilistic methods' scores as a Markdown table ('' when none ran): CRPS, coverage
+    of the 50 % and 90 % intervals against the held-out observations and the truth, the 90 %
+    width and the PIT's largest departure from flat. A 90 % coverage outside
+    :data:`COVERAGE_OK` is marked ✗, so an interval that holds less (or more) often than it
+    says stands out."""
+    if "crps" not in summary or summary["crps"].isna().all():
+        return ""
+    rows = summary[summary["crps"].notna()]
+    has_truth = "crps_truth" in rows and rows["crps_truth"].notna().any()
+    header = ["model", "holdout", "period", "CRPS", "50 % cover", "90 % cover", "90 % width"]
+    header += ["PIT dev"]
+    if has_truth:
+        header += ["CRPS vs truth", "50 % cover (truth)", "90 % cover (truth)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def cover(value: float) -> str:
+        ok = COVERAGE_OK[0] <= value <= COVERAGE_OK[1]
+        return f"{100 * value:.1f} %" + ("" if ok else " ✗")
+
+    for r in rows.to_dict(orient="records"):
+        cells = [r["model"], r["holdout"].replace("_", "-"), r["period"]]
+        cells += [f"{r['crps']:.4f} ± {r['crps_sd']:.4f}", f"{100 * r['cover50']:.1f} %"]
+        cells += [cover(r["cover90"]), f"{r['width90']:.4f}", f"{r['pit_dev']:.3f}"]
+        if has_truth:
+            cells += [f"{r['crps_truth']:.4f} ± {r['crps_truth_sd']:.4f}"]
+            cells += [f"{100 * r['cover50_truth']:.1f} %", cover(r["cover90_truth"])]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

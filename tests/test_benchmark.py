@@ -123,3 +123,35 @@ def test_truth_scores_are_reported_on_synthetic_data(ds):
     assert (results["mae_truth"] < results["mae"]).all()
     no_truth = bench.run_benchmark(ds.drop_vars("soil_moisture_true"), ["mean"], seeds=(0,))
     assert "mae_truth" not in no_truth or no_truth["mae_truth"].isna().all()
+
+
+def test_probabilistic_methods_get_interval_scores_and_a_flagged_table(ds, monkeypatch):
+    from stimpute_core.models.conformal import Conformal
+
+    results = bench.run_benchmark(ds, ["coarse", "coarse-conformal"], seeds=(0, 1))
+    prob = results[results["model"] == "coarse-conformal"]
+    plain = results[results["model"] == "coarse"]
+    assert prob[list(bench.PROB_COLS)].notna().all().all()
+    assert "crps" not in plain or plain["crps"].isna().all()
+    # The point field is the base's: the same MAE as the plain reference.
+    np.testing.assert_allclose(prob["mae"].values, plain["mae"].values)
+    assert ((prob["cover50"] < prob["cover90"]) & (prob["width50"] < prob["width90"])).all()
+
+    summary = bench.summarise(results)
+    assert {"crps", "crps_sd", "cover90_truth"} <= set(summary)
+    table = bench.interval_table(summary)
+    assert table.startswith("| model | holdout | period | CRPS") and "coarse-conformal" in table
+    assert "| coarse |" not in table and bench.interval_table(bench.summarise(plain)) == ""
+
+    # Intervals a third as wide cover far less than 90 %: the table marks them.
+    real = Conformal.impute_distribution
+
+    def narrow(self, ds, quantiles):
+        out = real(self, ds, quantiles)
+        point = out["soil_moisture_imputed"]
+        q = out["soil_moisture_quantile"]
+        return out.assign(soil_moisture_quantile=(point + (q - point) / 3).transpose(*q.dims))
+
+    monkeypatch.setattr(Conformal, "impute_distribution", narrow)
+    squeezed = bench.summarise(bench.run_benchmark(ds, ["coarse-conformal"], seeds=(0,)))
+    assert (squeezed["cover90"] < 0.85).all() and "✗" in bench.interval_table(squeezed)

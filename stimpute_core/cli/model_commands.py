@@ -135,7 +135,7 @@ def _split_list(text: str) -> list[str]:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from ..benchmark import markdown_table, run_benchmark, summarise, to_records
+    from ..benchmark import interval_table, markdown_table, run_benchmark, summarise, to_records
 
     chosen = _split_list(args.models)
     skip = _split_list(args.skip) if args.skip else []
@@ -219,6 +219,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         _eprint("stimpute: error: every run failed: nothing to tabulate")
         return 1
     print(markdown_table(summary))
+    intervals = interval_table(summary)
+    if intervals:
+        print("\nIntervals of the probabilistic methods (✗: a 90 % interval outside 85-95 %):")
+        print(intervals)
     return 0
 
 
