@@ -95,9 +95,10 @@ def run_benchmark(
     A probabilistic model (``is_probabilistic``) imputes its quantiles at
     :data:`~stimpute_core.uncertainty.SCORE_QUANTILES` too, and its rows add CRPS, the coverage
     of the 50 % and 90 % central intervals, the 90 % width and the PIT histogram's largest
-    departure from flat (:func:`~stimpute_core.uncertainty.distribution_scores`), against the
-    held-out observations and (suffix ``_truth``) the truth; ``impute_s`` then times the
-    quantiles as well.
+    departure from flat (:func:`~stimpute_core.uncertainty.distribution_scores`): the intervals
+    of a new observation against the held-out observations, and (suffix ``_truth``) those of
+    the noise-free soil moisture (``target="soil_moisture"``) against the truth; ``impute_s``
+    times the field and the observation quantiles.
 
     A model that fails is recorded with its ``error`` and the run goes on; ``on_result`` receives
     all rows so far after each model (to save partial results of a long run).
@@ -160,9 +161,10 @@ def run_benchmark(
                     if TRUTH in periods[period]:
                         truth = periods[period][TRUTH].values
                         row["mae_truth"] = metrics.mae(pred, truth, where)
-                        if pred_q is not None:
+                        if pred_q is not None:  # the interval meant for the noise-free value
+                            value_q = _soil_moisture_quantiles(imputer, inputs[period])
                             row |= uncertainty.distribution_scores(
-                                pred_q, levels, truth, where, suffix="_truth"
+                                value_q, levels, truth, where, suffix="_truth"
                             )
                     if period == "validation" and getattr(imputer, "history_", None):
                         row["history"] = imputer.history_  # the learning curve of a network
@@ -182,6 +184,14 @@ def _predict(imputer, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray | None, fl
     else:
         point, pred_q = imputer.impute(ds).values, None
     return point, pred_q, time.perf_counter() - t0
+
+
+def _soil_moisture_quantiles(imputer, ds: xr.Dataset) -> np.ndarray:
+    """The quantiles of the noise-free soil moisture (``target="soil_moisture"``); a model
+    whose intervals are of an observation only gives those."""
+    target = "soil_moisture" if "soil_moisture" in imputer.interval_targets else "observation"
+    out = imputer.impute_distribution(ds, uncertainty.SCORE_QUANTILES, target)
+    return out[QUANTILE_NAME].values
 
 
 def _hold_out(

@@ -104,13 +104,15 @@ def distribution_for_evaluation(
     ds: xr.Dataset,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     *,
+    target: str = "observation",
     within: xr.Dataset | None = None,
     mask: xr.DataArray | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """:func:`impute_for_evaluation` for a probabilistic model: each fit's field and quantiles
-    (``impute_distribution``), one fitted on every observation and one with the hold-out hidden.
+    (``impute_distribution`` for ``target``), one fitted on every observation and one with the
+    hold-out hidden.
     """
     hidden, _ = hide_evaluation(ds, within=within, mask=mask)
-    full = make().fit(ds).impute_distribution(ds, quantiles)
-    heldout = make().fit(hidden).impute_distribution(hidden, quantiles)
+    full = make().fit(ds).impute_distribution(ds, quantiles, target)
+    heldout = make().fit(hidden).impute_distribution(hidden, quantiles, target)
     return full, heldout

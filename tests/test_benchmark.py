@@ -146,8 +146,8 @@ def test_probabilistic_methods_get_interval_scores_and_a_flagged_table(ds, monke
     # Intervals a third as wide cover far less than 90 %: the table marks them.
     real = Conformal.impute_distribution
 
-    def narrow(self, ds, quantiles):
-        out = real(self, ds, quantiles)
+    def narrow(self, ds, quantiles, target="observation"):
+        out = real(self, ds, quantiles, target)
         point = out["soil_moisture_imputed"]
         q = out["soil_moisture_quantile"]
         return out.assign(soil_moisture_quantile=(point + (q - point) / 3).transpose(*q.dims))

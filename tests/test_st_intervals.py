@@ -90,3 +90,13 @@ def test_edited_calibration_is_refused(fitted, tmp_path):
     cfg.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"calibration\.table.*decreasing"):
         STTransformerImputer.load(tmp_path / "bad")
+
+
+def test_a_model_trained_before_calibrations_gets_the_one_fit_would_have_stored(small, fitted):
+    again = intervals.calibrate_trained(fitted, small)
+    np.testing.assert_array_equal(again.counts, fitted.calibration_.counts)
+    np.testing.assert_allclose(again.table, fitted.calibration_.table, atol=1e-7)
+    # The prior's full reference (refitted with the validation entries) is put back.
+    before = fitted.predict_cube(small)
+    intervals.calibrate_trained(fitted, small)
+    np.testing.assert_array_equal(fitted.predict_cube(small), before)

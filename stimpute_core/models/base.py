@@ -47,6 +47,9 @@ class Imputer(ABC):
     transferable: ClassVar[bool] = False
     #: Whether :meth:`impute_distribution` gives quantiles (deterministic models: False).
     probabilistic: ClassVar[bool] = False
+    #: What a probabilistic model's intervals can be for (its ``target``): a new observation,
+    #: and the noise-free soil moisture (see :mod:`stimpute_core.models.conformal`).
+    interval_targets: ClassVar[tuple[str, ...]] = ("observation", "soil_moisture")
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments and their current values (as scikit-learn's ``get_params``)."""
@@ -66,10 +69,15 @@ class Imputer(ABC):
         """Complete field for ``ds``'s grid and period; observed values are kept."""
 
     def impute_distribution(
-        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+        self,
+        ds: xr.Dataset,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        target: str = "observation",
     ) -> xr.Dataset:
         """The field (``soil_moisture_imputed``) and its quantiles (``soil_moisture_quantile``);
-        only for a model whose ``probabilistic`` is True."""
+        only for a model whose ``probabilistic`` is True. ``target``: ``"observation"`` (where
+        a new retrieval would fall, its noise included) or ``"soil_moisture"`` (the noise-free
+        value); see :mod:`stimpute_core.models.conformal`."""
         raise TypeError(
             f"{self.name} gives one value per cell-day, not a distribution: wrap it for "
             "intervals (stimpute_core.models.conformal.Conformal)"
@@ -181,6 +189,7 @@ def as_quantiles(
     values: np.ndarray,
     quantiles: Sequence[float],
     imputer: Imputer,
+    target: str = "observation",
 ) -> xr.Dataset:
     """``point`` and the (quantile, time, y, x) ``values`` as one Dataset: levels sorted, values
     non-decreasing across levels and at least 0, observed entries equal to the observation in
@@ -199,7 +208,11 @@ def as_quantiles(
         dims=("quantile", *point.dims),
         coords=coords,
         name=QUANTILE_NAME,
-        attrs={**point.attrs, "long_name": "quantiles of imputed soil moisture"},
+        attrs={
+            **point.attrs,
+            "long_name": "quantiles of imputed soil moisture",
+            "interval_target": target,  # a new observation's, or the soil moisture's
+        },
     )
     return xr.Dataset({point.name: point, QUANTILE_NAME: q})
 

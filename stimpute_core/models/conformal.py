@@ -12,6 +12,14 @@ into the offsets of any quantile level with the split-conformal finite-sample co
 exchangeable with the ones imputed). A class with fewer than :data:`MIN_COUNT` residuals uses
 the residuals of its kind of day, then all of them.
 
+Two intervals can be asked for (``target``). ``"observation"`` (default): where a new satellite
+retrieval of the entry would fall; the residuals it is calibrated on hold the retrieval's own
+noise. ``"soil_moisture"``: where the noise-free value of the cell lies. Its residual
+quantiles are the observation's, narrowed about their median by ``sqrt((v - n) / v)`` per
+class (``v`` the class's residual variance, ``n`` the observations' white-noise variance,
+:func:`noise_variance`, estimated in ``fit`` from the observations alone): exact when residual
+and noise are Gaussian and independent, an approximation otherwise.
+
 :class:`Conformal` wraps any registered imputer this way: it hides a share of the observed
 entries (whole days or single entries, as ``mask_kind`` says), fits the wrapped model on the
 rest, keeps the residuals at the hidden entries, and fits the model again on everything.
@@ -44,6 +52,40 @@ MIN_COUNT = 50
 STORED_LEVELS = np.round(np.linspace(0.005, 0.995, 199), 4)
 #: A gap longer than any record: a cell never observed.
 NEVER = 10**6
+#: What an interval is for: a new observation of the entry, or its noise-free soil moisture.
+TARGETS = ("observation", "soil_moisture")
+#: Lags (cells) of the same-day semivariogram whose straight line gives the nugget.
+NUGGET_LAGS = (1, 2, 3, 4)
+#: The soil-moisture interval keeps at least this share of the observation interval's spread.
+MIN_SCALE = 0.2
+
+
+def noise_variance(values: np.ndarray) -> float:
+    """Variance (m³/m³)² of the observations' white noise: the nugget of the same-day
+    semivariogram. ``γ(h)``, half the mean squared difference of observed cells ``h`` cells
+    apart along rows and columns on the same day, is fitted by a straight line over
+    :data:`NUGGET_LAGS` and extrapolated to ``h = 0`` (retrieval noise and variation below a
+    cell's size; a spatially smooth field adds nothing there). 0 without enough pairs."""
+    z = np.asarray(values, dtype=np.float64)
+    gamma, lags = [], []
+    for h in NUGGET_LAGS:
+        diffs = [(z[:, :, h:] - z[:, :, :-h]).ravel(), (z[:, h:, :] - z[:, :-h, :]).ravel()]
+        d = np.concatenate(diffs)
+        d = d[np.isfinite(d)]
+        if d.size >= 30:
+            gamma.append(0.5 * float(np.mean(d**2)))
+            lags.append(h)
+    if len(lags) < 2:
+        return 0.0
+    _, nugget = np.polyfit(lags, gamma, 1)
+    return float(np.clip(nugget, 0.0, min(gamma)))
+
+
+def check_target_kind(target: str) -> str:
+    """``target`` if it is one of :data:`TARGETS`, else a ValueError naming it."""
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r}: expected one of {', '.join(TARGETS)}")
+    return target
 
 
 def gap_days(observed: np.ndarray) -> np.ndarray:
@@ -85,10 +127,14 @@ class ResidualQuantiles:
 
     table: np.ndarray
     counts: np.ndarray
+    noise_var: float = 0.0
 
     @classmethod
-    def fit(cls, residuals: np.ndarray, classes: np.ndarray | None = None) -> ResidualQuantiles:
-        """From residuals at hidden entries and their classes (one class when None)."""
+    def fit(
+        cls, residuals: np.ndarray, classes: np.ndarray | None = None, noise_var: float = 0.0
+    ) -> ResidualQuantiles:
+        """From residuals at hidden entries and their classes (one class when None), and the
+        observations' noise variance (:func:`noise_variance`) for soil-moisture intervals."""
         r = np.asarray(residuals, dtype=np.float64).ravel()
         c = np.zeros(r.size, int) if classes is None else np.asarray(classes).ravel()
         keep = np.isfinite(r)
@@ -106,7 +152,7 @@ class ResidualQuantiles:
             counts[k] = int(sel.sum())
             if counts[k] >= MIN_COUNT or k == n_rows - 1:
                 table[k] = np.quantile(r[sel], STORED_LEVELS)
-        return cls(table, counts)
+        return cls(table, counts, float(noise_var))
 
     def _row(self, k: int) -> int:
         """The row serving class ``k``: its own, else its kind of day's, else the pooled one."""
@@ -115,8 +161,21 @@ class ResidualQuantiles:
         day_kind = N_STRATA + (k % 2)
         return day_kind if self.counts[day_kind] >= MIN_COUNT else N_STRATA + 2
 
-    def offsets(self, quantiles: Sequence[float], classes: np.ndarray) -> np.ndarray:
-        """(levels, *classes.shape) offsets to add to the estimate for each quantile level."""
+    def _scaled(self, row: int, target: str) -> np.ndarray:
+        """Row ``row``'s residual quantiles, narrowed for a soil-moisture interval."""
+        values = self.table[row]
+        if check_target_kind(target) == "observation" or self.noise_var <= 0:
+            return values
+        var = float(np.var(values))  # the levels are evenly spaced: the residuals' variance
+        scale = np.sqrt(max(var - self.noise_var, MIN_SCALE**2 * var) / var) if var > 0 else 1.0
+        middle = np.interp(0.5, STORED_LEVELS, values)
+        return middle + (values - middle) * scale
+
+    def offsets(
+        self, quantiles: Sequence[float], classes: np.ndarray, target: str = "observation"
+    ) -> np.ndarray:
+        """(levels, *classes.shape) offsets to add to the estimate for each quantile level, for
+        an interval of a new observation or of the soil moisture (``target``, module text)."""
         classes = np.asarray(classes)
         out = np.empty((len(quantiles), *classes.shape), dtype=np.float64)
         for k in range(N_STRATA):
@@ -124,10 +183,10 @@ class ResidualQuantiles:
             if not sel.any():
                 continue
             row = self._row(k)
-            n = int(self.counts[row])
+            n, values = int(self.counts[row]), self._scaled(row, target)
             for j, q in enumerate(quantiles):
                 level = np.clip(_conformal_level(q, n), STORED_LEVELS[0], STORED_LEVELS[-1])
-                out[j][sel] = np.interp(level, STORED_LEVELS, self.table[row])
+                out[j][sel] = np.interp(level, STORED_LEVELS, values)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,13 +197,20 @@ class ResidualQuantiles:
             "table": [
                 [None if not np.isfinite(v) else float(v) for v in row] for row in self.table
             ],
+            "noise_var": self.noise_var,
         }
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "calibration") -> ResidualQuantiles:
         """Back from :meth:`to_dict`; ValueError naming the bad key otherwise."""
-        if not isinstance(d, dict) or set(d) != {"levels", "counts", "table"}:
-            raise ValueError(f"{where}: expected an object with levels, counts and table")
+        keys = {"levels", "counts", "table"}
+        if not isinstance(d, dict) or not keys <= set(d) <= keys | {"noise_var"}:
+            raise ValueError(
+                f"{where}: expected an object with levels, counts, table (and noise_var)"
+            )
+        noise = d.get("noise_var", 0.0)
+        if not isinstance(noise, int | float) or isinstance(noise, bool) or not 0 <= noise < 0.01:
+            raise ValueError(f"{where}.noise_var = {noise!r}: expected a variance in [0, 0.01)")
         if not np.allclose(np.asarray(d["levels"], float), STORED_LEVELS):
             raise ValueError(f"{where}.levels: expected the 199 levels 0.005 .. 0.995")
         counts = np.asarray(d["counts"])
@@ -165,7 +231,7 @@ class ResidualQuantiles:
             raise ValueError(f"{where}.table: a used row holds a non-finite or decreasing value")
         if (np.abs(rows) > 1).any():
             raise ValueError(f"{where}.table: residuals beyond ±1 m³/m³")
-        return cls(table, counts)
+        return cls(table, counts, float(noise))
 
 
 class Conformal(Imputer):
@@ -215,8 +281,10 @@ class Conformal(Imputer):
         hidden = holdout_mask(observed, self.mask_kind, self.share, seed=self.seed + 11)
         known = ds.assign({TARGET: ds[TARGET].where(~hidden)})
         estimate = REFERENCES[self.base]().fit(known).impute(known).values
-        residual = np.asarray(ds[TARGET].values, float)[hidden] - estimate[hidden]
-        self.bands_ = ResidualQuantiles.fit(residual, strata(observed & ~hidden)[hidden])
+        values = np.asarray(ds[TARGET].values, float)
+        residual = values[hidden] - estimate[hidden]
+        classes = strata(observed & ~hidden)[hidden]
+        self.bands_ = ResidualQuantiles.fit(residual, classes, noise_variance(values))
         self.fitted_ = REFERENCES[self.base]().fit(ds)
         return self
 
@@ -228,12 +296,15 @@ class Conformal(Imputer):
         return out
 
     def impute_distribution(
-        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+        self,
+        ds: xr.Dataset,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        target: str = "observation",
     ) -> xr.Dataset:
-        """The field and its quantiles (``soil_moisture_quantile``)."""
+        """The field and its quantiles (``soil_moisture_quantile``) for ``target``."""
         self._check_fitted("fitted_", "bands_")
         point = self.impute(ds)
-        return with_bands(ds, point, self.bands_, quantiles, self)
+        return with_bands(ds, point, self.bands_, quantiles, self, target)
 
 
 def with_bands(
@@ -242,9 +313,10 @@ def with_bands(
     bands: ResidualQuantiles,
     quantiles: Sequence[float],
     imputer: Imputer,
+    target: str = "observation",
 ) -> xr.Dataset:
     """``point`` and its quantiles from ``bands`` for the classes of ``ds``'s observations."""
     classes = strata(np.isfinite(np.asarray(ds[TARGET].values)))
     levels = tuple(quantiles)
-    values = point.values[None].astype(np.float64) + bands.offsets(levels, classes)
-    return as_quantiles(ds, point, values, levels, imputer)
+    values = point.values[None].astype(np.float64) + bands.offsets(levels, classes, target)
+    return as_quantiles(ds, point, values, levels, imputer, target)

@@ -31,6 +31,11 @@ class Pretrained(Imputer):
         """Whether the wrapped model gives quantiles."""
         return bool(getattr(self.model, "probabilistic", False))
 
+    @property
+    def interval_targets(self) -> tuple[str, ...]:  # type: ignore[override]
+        """What the wrapped model's intervals can be for."""
+        return tuple(getattr(self.model, "interval_targets", ()))
+
     def fit(self, ds: xr.Dataset) -> Pretrained:
         """Check that ``ds`` suits the wrapped model; learn nothing."""
         if not isinstance(self.model, Imputer):
@@ -47,8 +52,11 @@ class Pretrained(Imputer):
         return self.model_.impute(ds)
 
     def impute_distribution(
-        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+        self,
+        ds: xr.Dataset,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        target: str = "observation",
     ) -> xr.Dataset:
         """The wrapped model's field and quantiles for ``ds``."""
         self._check_fitted("model_")
-        return self.model_.impute_distribution(ds, quantiles)
+        return self.model_.impute_distribution(ds, quantiles, target)

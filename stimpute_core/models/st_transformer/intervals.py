@@ -26,7 +26,8 @@ import xarray as xr
 
 from ...data.contract import TARGET
 from ..base import DEFAULT_QUANTILES
-from ..conformal import ResidualQuantiles, strata, with_bands
+from ..conformal import ResidualQuantiles, check_target_kind, noise_variance, strata, with_bands
+from .data import fingerprint
 
 if TYPE_CHECKING:
     from .model import STTransformerImputer
@@ -40,18 +41,61 @@ def calibrate(
     estimate = model.predict_cube(known)
     residual = np.asarray(values, dtype=np.float64)[val_mask] - estimate[val_mask]
     observed = np.isfinite(np.asarray(known[TARGET].values))
-    return ResidualQuantiles.fit(residual, strata(observed)[val_mask])
+    noise = noise_variance(known[TARGET].values)
+    return ResidualQuantiles.fit(residual, strata(observed)[val_mask], noise)
+
+
+def calibrate_trained(model: STTransformerImputer, ds: xr.Dataset) -> ResidualQuantiles:
+    """The calibration ``fit`` would have stored, for a model trained on exactly ``ds`` (the
+    same data with the same entries hidden) before checkpoints kept one.
+
+    The validation entries are drawn again as ``fit`` drew them (same kind, share and seed); the
+    prior's full reference, refitted with them after training, is fitted again without them for
+    the imputation the residuals come from (the cross-fitted ones never saw them), then put
+    back. Given other data than the training data, held-out entries may have been trained on
+    and the intervals would come out too narrow: only for the data the model was fitted on.
+    """
+    from .prior import fit_reference
+    from .training import validation_mask
+
+    model._check_fitted("net_", "normalizer_")
+    ds = model._with_inputs(ds)
+    values = np.asarray(ds[TARGET].values, dtype=np.float64)
+    share = model.training_["val_fraction"]
+    val_mask = validation_mask(np.isfinite(values), model.mask_kind, share, seed=model.seed + 7)
+    known = ds.assign({TARGET: ds[TARGET].where(~val_mask)})
+    prior = getattr(model, "prior_model_", None)
+    full = None if prior is None else prior.full
+    try:
+        if prior is not None:
+            prior.full = fit_reference(known, model._prior(), seed=model.seed)
+        return calibrate(model, known, values, val_mask)
+    finally:
+        if prior is not None:
+            prior.full = full
 
 
 def distribution(
-    model: STTransformerImputer, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+    model: STTransformerImputer,
+    ds: xr.Dataset,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    target: str = "observation",
 ) -> xr.Dataset:
-    """The field and its quantiles (``soil_moisture_quantile``) for ``ds``."""
+    """The field and its quantiles (``soil_moisture_quantile``) for ``ds`` and ``target``.
+
+    The field of the last Dataset is kept, so asking for the other target (or other levels)
+    of the same data does not run the network again."""
     model._check_fitted("net_", "normalizer_")
+    check_target_kind(target)
     bands = getattr(model, "calibration_", None)
     if bands is None:
         raise ValueError(
             "this ST-Transformer checkpoint was saved without a calibration (made before "
             "intervals were added): train it again with `stimpute train` to get intervals"
         )
-    return with_bands(ds, model.impute(ds), bands, quantiles, model)
+    key = fingerprint(ds)
+    cached = getattr(model, "_point", None)
+    if cached is None or cached[0] != key:
+        cached = (key, model.impute(ds))
+        model._point = cached
+    return with_bands(ds, cached[1], bands, quantiles, model, target)

@@ -315,7 +315,7 @@ class STTransformerImputer(Imputer):
         self.history_ = history
         self.cancelled_ = cancelled
         self.training_ = settings.to_dict()
-        self._encoded = None  # inputs encoded for the previous fit's prior
+        self._encoded = self._point = None  # inputs and field of the previous fit
         return self
 
     @property
@@ -324,10 +324,13 @@ class STTransformerImputer(Imputer):
         return getattr(self, "calibration_", True) is not None
 
     def impute_distribution(
-        self, ds: xr.Dataset, quantiles: Sequence[float] = DEFAULT_QUANTILES
+        self,
+        ds: xr.Dataset,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        target: str = "observation",
     ) -> xr.Dataset:
-        """The field and its calibrated quantiles (see :mod:`.intervals`)."""
-        return distribution(self, ds, quantiles)
+        """The field and its calibrated quantiles for ``target`` (see :mod:`.intervals`)."""
+        return distribution(self, ds, quantiles, target)
 
     def _device(self) -> torch.device:
         return pick_device(self.device)
