@@ -158,3 +158,26 @@ def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
     for model in ("mean", "linear", "coarse"):
         assert f"| {model} |" in table
     assert "| mice |" not in table and "**best reference**: coarse" in table
+
+
+@pytest.mark.slow
+def test_train_and_impute_diffrecon_with_quantiles(demo_file, tmp_path, capsys):
+    from stimpute_core.data.io import open_dataset, write_netcdf
+
+    small = tmp_path / "small.nc"
+    write_netcdf(
+        open_dataset(demo_file).isel(y=slice(0, 10), x=slice(0, 9)).sel(time="2020"), small
+    )
+    model_dir, out = tmp_path / "dr", tmp_path / "dr.nc"
+    argv = ["train", "--model", "diffrecon", "--data", str(small), "--out", str(model_dir)]
+    assert main([*argv, "--spatial", "full"]) == 2  # an ST-Transformer option is refused
+    assert "--spatial: options of the ST-Transformer" in capsys.readouterr().err
+    assert main([*argv, "--profile", "tiny", "--epochs", "1", "--quiet"]) == 0
+    argv = ["impute", "--data", str(small), "--model", str(model_dir), "--out", str(out)]
+    assert main([*argv, "--quantiles", "0.05,0.5,0.95"]) == 0
+    with xr.open_dataset(out) as ds:
+        q, observed = ds["soil_moisture_quantile"].values, ds["soil_moisture"].values
+        assert ds["soil_moisture_imputed"].attrs["model"] == "diffrecon"
+    seen = np.isfinite(observed)
+    assert (np.diff(q, axis=0) >= 0).all() and np.isfinite(q).all()
+    np.testing.assert_allclose(q[1][seen], observed[seen], rtol=1e-6)

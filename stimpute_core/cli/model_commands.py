@@ -59,6 +59,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     check_target(args.out, overwrite=args.overwrite, hint="--overwrite")  # before any training
     ds = open_dataset(args.data)
+    if args.model == "diffrecon":
+        return _train_diffrecon(args, ds)
     model = STTransformerImputer(
         profile=args.profile,
         spatial=args.spatial,
@@ -89,6 +91,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_diffrecon(args: argparse.Namespace, ds) -> int:
+    """``stimpute train --model diffrecon``: the two-stage diffusion imputer, saved."""
+    from ..models.diffrecon.model import DiffReconImputer
+
+    st_only = {
+        "--spatial": args.spatial != "swin", "--no-temporal": args.no_temporal,
+        "--no-covariates": args.no_covariates, "--prior": args.prior != "boosting",
+        "--no-derived": args.no_derived, "--no-context": args.no_context,
+        "--no-day-pool": args.no_day_pool,
+    }  # fmt: skip
+    given = [flag for flag, used in st_only.items() if used]
+    if given:
+        raise ValueError(f"{', '.join(given)}: options of the ST-Transformer, not of diffrecon")
+    model = DiffReconImputer(
+        profile=args.profile,
+        mask_kind=args.mask.replace("-", "_"),
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        device=args.device,
+    )
+    t0 = time.perf_counter()
+    if args.hide_evaluation:
+        fit_for_evaluation(model, ds)
+    else:
+        model.fit(ds)
+    out = model.save(args.out, overwrite=args.overwrite)
+    _eprint(f"wrote {out}: diffrecon trained in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
 def _save_trained(model, out: Path, *, command: str | None, overwrite: bool) -> Path:
     """Save a trained model to ``out``; if that fails now (the folder changed during training,
     a full disk), beside it under a new name, so that the training is not lost."""
@@ -105,13 +138,13 @@ def _save_trained(model, out: Path, *, command: str | None, overwrite: bool) -> 
 
 
 def _cmd_impute(args: argparse.Namespace) -> int:
-    from ..models.st_transformer.model import STTransformerImputer
+    from ..models.saved import load_model
 
     check_output_file(args.out, "--out")
     if args.out.absolute() == args.data.absolute():
         raise ValueError(f"--out {args.out} is the input file: give another path")
     ds = open_dataset(args.data)
-    model = STTransformerImputer.load(args.model, device=args.device)
+    model = load_model(args.model, device=args.device)
     if args.quantiles and not is_probabilistic(model):
         raise ValueError(
             f"--quantiles: the checkpoint {args.model} holds no calibration (saved before "
@@ -237,6 +270,11 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     """The ``train``, ``impute`` and ``benchmark`` commands."""
     train = sub.add_parser("train", help="train the ST-Transformer on a contract NetCDF")
     train.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    train.add_argument(
+        "--model", choices=("st-transformer", "diffrecon"), default="st-transformer",
+        help="the model to train (the options from --spatial to --no-day-pool are the "
+        "ST-Transformer's; diffrecon takes --profile tiny, quick or long)",
+    )  # fmt: skip
     train.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
     train.add_argument("--spatial", choices=("swin", "full", "none"), default="swin")
     train.add_argument("--no-temporal", action="store_true", help="ablation: no temporal attention")
@@ -276,7 +314,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)
 
-    impute = sub.add_parser("impute", help="fill a contract NetCDF with a trained checkpoint")
+    impute = sub.add_parser("impute", help="fill a contract NetCDF with a trained checkpoint")  # fmt: skip
     impute.add_argument("--data", type=Path, required=True, help="contract NetCDF")
     impute.add_argument("--model", type=Path, required=True, help="checkpoint directory")
     impute.add_argument("--device", type=device, help=DEVICE_HELP)

@@ -62,7 +62,9 @@ RUN_OPTIONS = (
 )
 #: Every baseline by name: the covariate-blind ones, then those that use the covariates.
 ALL_BASELINES = {**BASELINES, **COVARIATE_BASELINES}
-MODEL_NAMES = (*ALL_BASELINES, *CONFORMAL_VARIANTS, *ST_VARIANTS, *PEERS)
+#: Diffusion imputers (torch is imported only when one is built): name -> what it is.
+DIFFUSION: dict[str, str] = {"diffrecon": "two-stage conditional diffusion (DiffRecon reading)"}
+MODEL_NAMES = (*ALL_BASELINES, *CONFORMAL_VARIANTS, *ST_VARIANTS, *PEERS, *DIFFUSION)
 
 
 #: Methods that take minutes per fit on a CPU at the built-in scenario's size (``--skip`` them).
@@ -71,6 +73,7 @@ SLOW_ON_CPU: dict[str, str] = {
     "forest": "100 trees on every observed entry: about half a minute per fit",
     **{name: "trains a network: minutes per fit" for name in ST_VARIANTS},
     **{name: "trains a network: minutes per fit" for name in PEERS},
+    **{name: "trains two diffusion networks and samples: minutes per fit" for name in DIFFUSION},
 }
 
 
@@ -82,7 +85,7 @@ def installed_models() -> list[str]:
         peers = list(PEERS)
     except ImportError:
         peers = []
-    return [*ALL_BASELINES, *CONFORMAL_VARIANTS, *ST_VARIANTS, *peers]
+    return [*ALL_BASELINES, *CONFORMAL_VARIANTS, *ST_VARIANTS, *peers, *DIFFUSION]
 
 
 def _accepts(cls: type, name: str) -> bool:
@@ -107,6 +110,10 @@ def make_imputer(name: str, **options: Any) -> Imputer:
         fixed = dict(ST_VARIANTS[name])
     elif name in PEERS:
         cls, fixed = PEERS[name], {}
+    elif name in DIFFUSION:
+        from .diffrecon.model import DiffReconImputer
+
+        cls, fixed = DiffReconImputer, {}
     elif name in CONFORMAL_VARIANTS:
         from .conformal import Conformal
 
