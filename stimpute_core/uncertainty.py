@@ -115,3 +115,56 @@ def distribution_scores(
     hist = pit_histogram(pred_q, quantiles, target, mask)
     out[f"pit_dev{suffix}"] = float(np.max(np.abs(hist - 1.0 / PIT_BINS)))
     return out
+
+
+#: Stated coverages of :func:`calibration_curve`: the central intervals of 10 % to 90 % (each
+#: needs the levels ``(1 - c) / 2`` and ``(1 + c) / 2``, all in :data:`SCORE_QUANTILES`).
+CALIBRATION_LEVELS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(1, 10))
+#: The band the workbench draws and the stations are checked against: the central 90 %
+#: interval, from the 5 % to the 95 % quantile.
+BAND = 0.9
+
+
+def calibration_curve(
+    pred_q: np.ndarray,
+    quantiles: Sequence[float],
+    target: np.ndarray,
+    mask,
+    levels: Sequence[float] = CALIBRATION_LEVELS,
+) -> np.ndarray:
+    """Observed coverage (share of the masked entries inside) of the central interval of each
+    stated coverage in ``levels``: on the diagonal for calibrated quantiles, below it for
+    intervals too narrow. NaN for every level when ``mask`` holds no finite target."""
+    return np.array([coverage(pred_q, quantiles, target, mask, level) for level in levels])
+
+
+def interval_bounds(
+    pred_q: np.ndarray, quantiles: Sequence[float], level: float = BAND
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper ends of the central interval of ``level`` at every entry: the quantile
+    field's slices (its first axis is the quantile) at ``(1 - level) / 2`` and ``(1 + level) / 2``."""
+    lo, hi = interval(quantiles, level)
+    values = np.asarray(pred_q, dtype=np.float64)
+    return values[lo], values[hi]
+
+
+def interval_width_map(
+    pred_q: np.ndarray, quantiles: Sequence[float], level: float = BAND
+) -> np.ndarray:
+    """Width (m³/m³) of the central interval of ``level`` at every entry, e.g. a (y, x) map from
+    a (quantile, y, x) field: 0 at observed entries, where every quantile is the observation."""
+    lower, upper = interval_bounds(pred_q, quantiles, level)
+    return upper - lower
+
+
+def in_band(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[float, int]:
+    """Share of the entries with ``lower <= value <= upper``, over the entries where all three
+    are finite, and their count (NaN and 0 when there is none)."""
+    v, lo, hi = (np.asarray(a, dtype=np.float64) for a in (values, lower, upper))
+    if not v.shape == lo.shape == hi.shape:
+        raise ValueError(f"values {v.shape}, lower {lo.shape} and upper {hi.shape} differ in shape")
+    sel = np.isfinite(v) & np.isfinite(lo) & np.isfinite(hi)
+    n = int(sel.sum())
+    if n == 0:
+        return float("nan"), 0
+    return float(np.mean((v[sel] >= lo[sel]) & (v[sel] <= hi[sel]))), n

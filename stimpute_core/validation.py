@@ -31,6 +31,7 @@ from .data.contract import INSITU, LAND_COVER, TARGET, TRUTH, land_cover_classes
 from .data.selection import station_cells
 from .masks import holdout_mask
 from .metrics import by_land_cover, error_map, mae, score, station_table
+from .uncertainty import in_band
 
 #: The hold-out the app uses to score models: whole days, a fifth of the observed ones, seed 0.
 EVALUATION_HOLDOUT: dict = {"kind": "time_slice", "fraction": 0.2, "seed": 0}
@@ -38,6 +39,8 @@ EVALUATION_HOLDOUT: dict = {"kind": "time_slice", "fraction": 0.2, "seed": 0}
 REFERENCES = ("observations", "truth")
 #: Columns of :func:`station_comparison`.
 STATION_COLUMNS = ["model", "station", "nest", "n", "bias", "rmse", "ubrmsd", "r", "meets_target"]
+#: Columns of :func:`station_in_band`.
+IN_BAND_COLUMNS = ["model", "station", "n_band", "in_band"]
 #: Columns of :func:`station_nests`.
 NEST_COLUMNS = ["station", "lat", "lon", "nest", "row", "col"]
 #: Columns of :func:`cell_errors`.
@@ -335,6 +338,46 @@ def station_series(ds: xr.Dataset, station: str, imputations: Mapping[str, Field
         columns["truth"] = _reference(ds, "truth")[:, r, c]
     index = pd.DatetimeIndex(ds["time"].values, name="time")
     return pd.DataFrame(columns, index=index)
+
+
+def station_in_band(
+    ds: xr.Dataset, bands: Mapping[str, tuple[Field, Field]], *, min_pairs: int = 10
+) -> pd.DataFrame:
+    """Share of each station's in-situ values inside each model's band at the station's cell.
+
+    ``bands`` maps a model to the lower and upper ends of its band (fields as elsewhere here,
+    e.g. the 5 % and 95 % quantiles). One row per (model, station inside the grid), columns
+    :data:`IN_BAND_COLUMNS`: ``n_band`` days with an in-situ value and a band, ``in_band`` the
+    share of them inside it (:func:`~stimpute_core.uncertainty.in_band`; NaN below
+    ``min_pairs`` days), and each model's pooled ``"all"`` row over the stations with enough
+    days, as :func:`station_comparison` pools. The band is for the 1 km cell's soil moisture, so
+    a station that differs from its cell (a point against an area) falls outside more often.
+    """
+    if INSITU not in ds.data_vars or "station" not in ds.coords:
+        return pd.DataFrame({c: [] for c in IN_BAND_COLUMNS}, columns=IN_BAND_COLUMNS)
+    insitu = np.asarray(ds[INSITU].transpose("time", "station").values, dtype=float)
+    rows, cols = station_cells(ds)
+    names = [str(s) for s in ds["station"].values]
+    records = []
+    for model, (lower, upper) in bands.items():
+        lo = _field_on(ds, lower, f"lower band of {model!r}")
+        hi = _field_on(ds, upper, f"upper band of {model!r}")
+        pooled = [], [], []
+        for i, name in enumerate(names):
+            r, c = int(rows[i]), int(cols[i])
+            if r < 0 or c < 0:
+                continue
+            parts = insitu[:, i], lo[:, r, c], hi[:, r, c]
+            share, n = in_band(*parts)
+            if n >= min_pairs:
+                for keep, part in zip(pooled, parts, strict=True):
+                    keep.append(part)
+            else:
+                share = float("nan")
+            records.append({"model": str(model), "station": name, "n_band": n, "in_band": share})
+        share, n = in_band(*(np.concatenate(p) if p else np.empty(0) for p in pooled))
+        records.append({"model": str(model), "station": "all", "n_band": n, "in_band": share})
+    return pd.DataFrame(records, columns=IN_BAND_COLUMNS)
 
 
 def station_nests(ds: xr.Dataset) -> pd.DataFrame:

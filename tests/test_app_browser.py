@@ -52,6 +52,19 @@ STILL_JS = """el => new Promise(resolve => {
                 && a.width === b.width && a.height === b.height);
     }));
 })"""
+#: Resolves true when a plot whose title starts with ``arg`` is drawn in the page (Bokeh's views).
+PLOT_DRAWN_JS = """prefix => [...Bokeh.index.query(v => {
+    const title = v.model && v.model.title;
+    return title != null && typeof title.text === "string" && title.text.startsWith(prefix);
+})].some(v => { const r = v.el.getBoundingClientRect(); return r.width > 0 && r.height > 0; })"""
+#: Resolves true when a shaded band (HoloViews draws an Area as a Patch) with values is drawn.
+BAND_DRAWN_JS = """() => [...Bokeh.index.query(v => v.model && v.model.glyph
+        && v.model.glyph.type === "Patch")].some(v => {
+    const r = v.parent.el.getBoundingClientRect();
+    return r.width > 0 && Array.from(v.model.data_source.data.y).some(Number.isFinite);
+})"""
+#: A reference with intervals, compared by default (so no training is needed to see them).
+WITH_INTERVALS = "regression-conformal"
 TIMEOUT_MS = 120_000
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -96,11 +109,13 @@ def _show(page, name: str) -> None:
 
 
 def _click_in(page, fx: float, fy: float) -> None:
+    page.locator("canvas").filter(visible=True).first.scroll_into_view_if_needed()
     box = _plot_box(page)
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
 
 
 def _drag_in(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.locator("canvas").filter(visible=True).first.scroll_into_view_if_needed()
     box = _plot_box(page)
     x0, y0 = box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"]
     x1, y1 = box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"]
@@ -154,6 +169,32 @@ def test_workbench_in_a_browser(tmp_path, app_server):
                 _show(page, name)
                 slug = name.split()[0].lower()
                 page.screenshot(path=str(shots / f"{slug}.png"), full_page=True)
+
+            # A model with intervals shown: the uncertainty map, the bands and the calibration.
+            shown = page.locator(".bk-input-group").filter(has_text="Model shown")
+            shown.locator("select").first.select_option(WITH_INTERVALS)
+            _show(page, "Imputed fields")
+            page.get_by_text(
+                f"Uncertainty: the width of the 90 % interval of {WITH_INTERVALS}"
+            ).first.wait_for(timeout=TIMEOUT_MS)
+            page.wait_for_function(
+                PLOT_DRAWN_JS, arg=f"90 % interval: {WITH_INTERVALS}", timeout=TIMEOUT_MS
+            )
+            page.wait_for_function(BAND_DRAWN_JS, timeout=TIMEOUT_MS)  # the cell's band
+            page.screenshot(path=str(shots / "uncertainty.png"), full_page=True)
+            _show(page, "Validation (TxSON)")
+            page.get_by_text(f"Shaded: the 5–95 % band of {WITH_INTERVALS}").first.wait_for(
+                timeout=TIMEOUT_MS
+            )
+            page.wait_for_function(BAND_DRAWN_JS, timeout=TIMEOUT_MS)  # the station's band
+            _show(page, "Model")
+            calibration = page.get_by_text("Calibration: the stated coverage").first
+            calibration.wait_for(timeout=TIMEOUT_MS)
+            page.wait_for_function(
+                PLOT_DRAWN_JS, arg="Calibration on the held-out entries", timeout=TIMEOUT_MS
+            )
+            calibration.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "calibration.png"))
 
             # Clicking a cell on a map picks it (the caption and the series follow).
             _show(page, "Imputed fields")

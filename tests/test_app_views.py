@@ -133,7 +133,7 @@ def test_cell_change_moves_the_markers_and_the_series(app, monkeypatch):
     assert calls[0] == 1
     where = (float(sel["lon"].values[row, col]), float(sel["lat"].values[row, col]))
     markers = _marker_positions(doc)
-    assert markers.count(where) == 3, markers  # one marker on each of the three maps
+    assert markers.count(where) == 4, markers  # one marker on each of the four maps
     assert any(t.startswith(f"Cell row {row}, col {col} ") for t in titles(doc))
 
 
@@ -214,3 +214,62 @@ def test_sparsity_tab_shows_the_core_summary(app):
     assert len(texts) == 1
     assert f"{info['missing_percent']:.1f} % of cell-days missing" in texts[0]
     assert f"{info['days_with_observations']} of {info['days']} days" in texts[0]
+
+
+def _bands_drawn(doc: Document) -> list[np.ndarray]:
+    """The outlines of the shaded bands (HoloViews draws an Area as a Patch) in the document."""
+    from bokeh.models import GlyphRenderer, Patch
+
+    out = []
+    for m in doc.models:
+        if isinstance(m, GlyphRenderer) and isinstance(m.glyph, Patch):
+            out.append(np.asarray(m.data_source.data["y"], dtype=float))
+    return out
+
+
+def test_uncertainty_views_follow_the_model_shown(app):
+    from stimpute_core.uncertainty import CALIBRATION_LEVELS
+
+    _, wb, doc, tabs = app
+    method, compare = wb.method, list(wb.compare)
+    show(tabs, "Imputed fields")
+    if wb.run().quantiles is None:  # a checkpoint without calibration gives no intervals
+        assert f"No intervals: {wb.method_label()}" in titles(doc)
+        assert all(np.isnan(b).all() for b in _bands_drawn(doc))
+    try:
+        wb.compare = [*compare, "idw-conformal"]
+        wb.impute()
+        wb.wait()
+        wb.method = "idw-conformal"
+        assert "90 % interval: idw-conformal" in titles(doc)
+        assert any(np.isfinite(b).any() for b in _bands_drawn(doc))  # the cell's band
+        assert "5–95 % band" in legend_labels(doc)
+        text = " ".join(str(getattr(m, "text", "")) for m in doc.models)
+        assert "Uncertainty: the width of the 90 % interval of idw-conformal" in text
+        row, col = (2, 3) if tuple(wb.cell) != (2, 3) else (4, 5)
+        wb.cell = (row, col)  # another cell: the series and its band follow
+        assert any(t.startswith(f"Cell row {row}, col {col} ") for t in titles(doc))
+        assert any(np.isfinite(b).any() for b in _bands_drawn(doc))
+
+        show(tabs, "Model")
+        assert any(t.startswith("Calibration on the held-out entries") for t in titles(doc))
+        assert "idw-conformal" in legend_labels(doc) and "ideal" in legend_labels(doc)
+        columns = [
+            np.asarray(v, dtype=float)
+            for m in doc.models
+            if isinstance(m, ColumnDataSource)
+            for k, v in m.data.items()
+            if k.startswith("stated") and len(v) == len(CALIBRATION_LEVELS)
+        ]
+        assert columns and np.allclose(columns[0], CALIBRATION_LEVELS)  # a line drawn
+        tables = [m for m in doc.models if type(m).__name__ == "DataTabulator"]
+        assert any("crps" in t.source.data and "cover90" in t.source.data for t in tables)
+
+        show(tabs, "Validation (TxSON)")
+        assert any(np.isfinite(b).any() for b in _bands_drawn(doc))  # the station's band
+        tables = [m for m in doc.models if type(m).__name__ == "DataTabulator"]
+        assert any("in_band" in t.source.data for t in tables)
+        wb.method = "mean"  # no intervals: the band empties, in place
+        assert all(np.isnan(b).all() for b in _bands_drawn(doc))
+    finally:
+        wb.method, wb.compare = method, compare

@@ -4,11 +4,14 @@ calibration on a case with a known answer, and the quantile output of a conforma
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from scipy.stats import norm
 
 from stimpute_core import uncertainty as unc
-from stimpute_core.data.contract import TARGET, TRUTH
+from stimpute_core.data.contract import INSITU, TARGET, TRUTH
+from stimpute_core.data.grid import TXSON_BOX, GridBox, xy_to_lonlat
 from stimpute_core.data.scenario import ScenarioConfig, make_scenario
 from stimpute_core.masks import apply_holdout, holdout_mask
 from stimpute_core.models import make_imputer
@@ -20,6 +23,7 @@ from stimpute_core.models.conformal import (
     gap_days,
     strata,
 )
+from stimpute_core.validation import IN_BAND_COLUMNS, station_in_band
 
 
 def _cube(values):
@@ -155,3 +159,93 @@ def test_calibration_residuals_come_from_a_fit_that_never_saw_them(small, monkey
     assert not (first & ~observed).any() and hidden.any()
     assert hidden.sum() == model.bands_.counts[-1]  # one residual per hidden entry, no more
     assert np.array_equal(second, observed)
+
+
+# --- what the workbench draws: calibration curve, width map, band, stations in the band ------
+
+
+def test_calibration_curve_by_hand():
+    levels = unc.SCORE_QUANTILES
+    # Every entry's quantiles are those of a uniform on [0, 1]: level q has the value q.
+    pred = np.stack([_cube([q] * 4) for q in levels])  # (19, 4, 1, 1)
+    target = _cube([0.5, 0.42, 0.2, 0.97])  # inside the 10 %, 20 %, 60 % and no interval
+    mask = np.ones(target.shape, bool)
+    curve = unc.calibration_curve(pred, levels, target, mask)
+    assert unc.CALIBRATION_LEVELS == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    # Central interval c spans [0.5 - c/2, 0.5 + c/2]: 0.5 is in all; 0.42 from c = 0.2 on
+    # (0.4 <= 0.42); 0.2 from c = 0.6 on (0.2 <= 0.2); 0.97 never (the 90 % one ends at 0.95).
+    expected = [1, 2, 2, 2, 2, 3, 3, 3, 3]
+    np.testing.assert_allclose(curve, np.array(expected) / 4)
+    np.testing.assert_allclose(unc.calibration_curve(pred, levels, target, mask, (0.9,)), [0.75])
+    masked = np.array([True, False, False, True]).reshape(target.shape)
+    np.testing.assert_allclose(unc.calibration_curve(pred, levels, target, masked), 0.5)
+    assert np.isnan(unc.calibration_curve(pred, levels, target, ~mask)).all()
+    with pytest.raises(ValueError, match=r"lack 0\.45"):
+        unc.calibration_curve(pred[[0, -1]], (0.05, 0.95), target, mask)
+
+
+def test_interval_width_map_and_bounds_by_hand():
+    levels = (0.05, 0.5, 0.95)
+    lower = np.array([[0.1, 0.2], [0.3, 0.3]])
+    widths = np.array([[0.2, 0.1], [0.0, 0.4]])
+    pred = np.stack([lower, lower + 0.05, lower + widths])
+    np.testing.assert_allclose(unc.interval_width_map(pred, levels), widths)
+    lo, hi = unc.interval_bounds(pred, levels, 0.9)
+    np.testing.assert_allclose(lo, lower)
+    np.testing.assert_allclose(hi, [[0.3, 0.3], [0.3, 0.7]])
+    with pytest.raises(ValueError, match=r"lack 0\.25"):
+        unc.interval_width_map(pred, levels, 0.5)
+
+
+def test_in_band_by_hand():
+    values = np.array([0.1, 0.2, 0.3, np.nan, 0.25])
+    lower = np.array([0.15, 0.15, 0.15, 0.15, np.nan])
+    upper = np.full(5, 0.3)
+    share, n = unc.in_band(values, lower, upper)  # 0.1 out, 0.2 in, 0.3 in (ends count)
+    assert n == 3 and share == pytest.approx(2 / 3)
+    share, n = unc.in_band(values[3:4], lower[3:4], upper[3:4])
+    assert n == 0 and np.isnan(share)
+    with pytest.raises(ValueError, match="differ in shape"):
+        unc.in_band(values, lower[:2], upper)
+
+
+def _station_dataset() -> xr.Dataset:
+    """A 2 x 2 grid over 4 days with station A at cell (0, 0) and B at cell (1, 1)."""
+    box = GridBox(row0=TXSON_BOX.row0, col0=TXSON_BOX.col0, nrows=2, ncols=2)
+    x, y = box.coords()
+    lon, lat = xy_to_lonlat(*np.meshgrid(x, y))
+    slon, slat = xy_to_lonlat(x[[0, 1]], y[[0, 1]])
+    insitu = np.array([[0.1, 0.2, 0.3, np.nan], [0.2, 0.2, 0.2, 0.2]])
+    return xr.Dataset(
+        {
+            TARGET: (("time", "y", "x"), np.full((4, 2, 2), np.nan)),
+            INSITU: (("station", "time"), insitu),
+        },
+        coords={
+            "time": pd.date_range("2020-01-01", periods=4),
+            "y": y,
+            "x": x,
+            "lat": (("y", "x"), lat),
+            "lon": (("y", "x"), lon),
+            "station": ["A", "B"],
+            "station_lat": ("station", slat),
+            "station_lon": ("station", slon),
+        },
+    )
+
+
+def test_station_in_band_by_hand():
+    ds = _station_dataset()
+    lower, upper = np.full((4, 2, 2), 0.15), np.full((4, 2, 2), 0.25)
+    lower[:, 1, 1], upper[:, 1, 1] = 0.1, 0.3
+    upper[0, 1, 1] = np.nan  # no band on B's first day
+    table = station_in_band(ds, {"m": (lower, upper)}, min_pairs=3)
+    assert list(table.columns) == IN_BAND_COLUMNS
+    rows = table.set_index("station")
+    # A: 0.1 out, 0.2 in, 0.3 out (day 4 has no in-situ value); B: 3 days, all in.
+    assert rows.loc["A", "n_band"] == 3 and rows.loc["A", "in_band"] == pytest.approx(1 / 3)
+    assert rows.loc["B", "n_band"] == 3 and rows.loc["B", "in_band"] == pytest.approx(1.0)
+    assert rows.loc["all", "n_band"] == 6 and rows.loc["all", "in_band"] == pytest.approx(4 / 6)
+    strict = station_in_band(ds, {"m": (lower, upper)}, min_pairs=4).set_index("station")
+    assert strict["in_band"].isna().all() and strict.loc["all", "n_band"] == 0
+    assert station_in_band(ds.drop_vars(INSITU), {"m": (lower, upper)}).empty

@@ -120,14 +120,32 @@ def station_points(stations: pd.DataFrame, *, size: int = 9) -> hv.Points:
 
 
 def series_plot(
-    frame: pd.DataFrame, title: str, *, points: tuple[str, ...] = (), fixed: bool = False
+    frame: pd.DataFrame,
+    title: str,
+    *,
+    points: tuple[str, ...] = (),
+    fixed: bool = False,
+    band: pd.DataFrame | None = None,
+    band_label: str = "band",
 ) -> hv.Overlay:
     """Columns of a time-indexed frame: those in ``points`` as markers, the rest as lines.
 
     Empty columns are left out, unless ``fixed``: then every column keeps its layer, so that a
-    DynamicMap can update the plot in place instead of rebuilding it.
+    DynamicMap can update the plot in place instead of rebuilding it. ``band`` (columns
+    ``lower`` and ``upper`` on the frame's days) is shaded beneath the lines; with ``fixed`` and
+    no band, an empty one keeps its layer.
     """
     layers = []
+    if band is None and fixed:
+        band = pd.DataFrame({"lower": np.nan, "upper": np.nan}, index=frame.index)
+    if band is not None:
+        area = hv.Area(
+            (band.index, band["lower"].values, band["upper"].values),
+            "time",
+            [SM_LABEL, "upper"],
+            label=band_label,
+        )
+        layers.append(area.opts(fill_alpha=0.25, line_alpha=0, color="#7f7f7f"))
     for column in frame.columns:
         data = frame[column] if fixed else frame[column].dropna()
         if data.empty and not fixed:
@@ -140,6 +158,28 @@ def series_plot(
     return hv.Overlay(layers).opts(
         hv.opts.Scatter(size=5),
         hv.opts.Overlay(title=title, legend_position="right", responsive=True, height=300),
+    )
+
+
+def calibration_plot(curves: pd.DataFrame) -> hv.Overlay:
+    """Stated against observed coverage, one line per model (columns ``model``, ``stated``,
+    ``observed``), with the diagonal of perfect calibration."""
+    diagonal = hv.Curve([(0, 0), (1, 1)], "stated coverage", "observed coverage", label="ideal")
+    layers = [diagonal.opts(color="black", line_dash="dashed")]
+    for model, rows in curves.groupby("model", sort=False):
+        line = hv.Curve(rows, "stated", "observed", label=str(model)).redim(
+            stated="stated coverage", observed="observed coverage"
+        )
+        layers.append(line.opts(tools=["hover"]) * hv.Scatter(line).opts(size=6))
+    return hv.Overlay(layers).opts(
+        hv.opts.Overlay(
+            title="Calibration on the held-out entries: central intervals 10-90 %",
+            legend_position="right",
+            width=560,
+            height=380,
+            xlim=(0, 1),
+            ylim=(0, 1),
+        )
     )
 
 

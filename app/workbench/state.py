@@ -23,7 +23,7 @@ import xarray as xr
 
 from stimpute_core.data import TRUTH, write_netcdf
 from stimpute_core.data.sources import load_source
-from stimpute_core.models import ALL_BASELINES, PROFILE_NAMES, make_imputer
+from stimpute_core.models import ALL_BASELINES, CONFORMAL_VARIANTS, PROFILE_NAMES, make_imputer
 from stimpute_core.models.pretrained import Pretrained
 from stimpute_core.models.st_transformer.model import (
     DEFAULT_PRETRAINED,
@@ -32,7 +32,6 @@ from stimpute_core.models.st_transformer.model import (
 from stimpute_core.protocol import (
     fit_for_evaluation,
     hide_evaluation,
-    impute_for_evaluation,
     trained_without_evaluation,
 )
 from stimpute_core.validation import (
@@ -46,6 +45,7 @@ from stimpute_core.validation import (
     station_series,
 )
 
+from .intervals import Intervals, impute_run
 from .jobs import Job
 from .session import Session
 from .shared import (
@@ -63,25 +63,30 @@ from .shared import (
 
 ST = "st-transformer"
 #: Every baseline is offered, the covariate-aware ones too: the honest references for a model
-#: that uses the covariates (see the README's benchmark).
-METHODS = (ST, *ALL_BASELINES)
+#: that uses the covariates (see the README's benchmark); and the references with intervals.
+REFERENCES = (*ALL_BASELINES, *CONFORMAL_VARIANTS)
+METHODS = (ST, *REFERENCES)
 
 
 class Run:
     """The imputations of one method on one selection: with every observation and with the
-    evaluation hold-out hidden (for scores on entries the method never saw)."""
+    evaluation hold-out hidden (for scores on entries the method never saw); for a probabilistic
+    method the quantiles of each too (``None`` otherwise; see ``intervals.py``)."""
 
-    def __init__(self, method: str, label: str, full: xr.DataArray, heldout: xr.DataArray):
+    def __init__(self, method: str, label: str, full: xr.DataArray, heldout: xr.DataArray,
+                 quantiles: xr.DataArray | None = None,
+                 heldout_quantiles: xr.DataArray | None = None):  # fmt: skip
         self.method, self.label, self.full, self.heldout = method, label, full, heldout
+        self.quantiles, self.heldout_quantiles = quantiles, heldout_quantiles
 
 
-class Workbench(Session):
+class Workbench(Intervals, Session):
     """Data, selection, model and results of one session. Views read it; buttons call it."""
 
     method = param.Selector(default=ST, objects=list(METHODS), doc="Model shown and validated")
     compare = param.ListSelector(
-        default=["mean", "idw", "coarse", "boosting", "boosting-smooth"],
-        objects=list(ALL_BASELINES),
+        default=["mean", "idw", "coarse", "boosting", "boosting-smooth", "regression-conformal"],
+        objects=list(REFERENCES),
     )
     profile = param.Selector(default="quick", objects=list(PROFILE_NAMES))
     spatial = param.Selector(default="swin", objects=["swin", "full", "none"])
@@ -300,8 +305,7 @@ class Workbench(Session):
                 make, label = (lambda: Pretrained(model)), model_label
             else:
                 make, label = (lambda: make_imputer(method)), method
-            full, held = impute_for_evaluation(make, sel, mask=mask)
-            return Run(method, label, full, held)
+            return Run(method, label, *impute_run(make, sel, mask))
 
         def work(job: Job):
             out, failed = {}, {}
@@ -343,6 +347,7 @@ class Workbench(Session):
         for method, run in self.runs().items():
             s = held_out_scores(sel, run.heldout, mask)
             rows.append({"model": self.method_label(method), **s})
+            rows[-1].update(self.interval_scores(run, sel, mask))
         return pd.DataFrame(rows)
 
     def station_table(self) -> pd.DataFrame:
@@ -350,7 +355,8 @@ class Workbench(Session):
         sel = self.selection()
         if "station" not in sel.dims or not runs:
             return pd.DataFrame()
-        return station_comparison(sel, {self.method_label(m): r.full for m, r in runs.items()})
+        table = station_comparison(sel, {self.method_label(m): r.full for m, r in runs.items()})
+        return self.with_in_band(table)
 
     def station_series(self, station: str | None = None) -> pd.DataFrame:
         station = station or self.station
@@ -389,7 +395,8 @@ class Workbench(Session):
     # -- export ----------------------------------------------------------------------------
 
     def export_netcdf(self) -> io.BytesIO:
-        """The selection with each method's imputation as ``soil_moisture_imputed_<method>``."""
+        """The selection with each method's imputation as ``soil_moisture_imputed_<method>`` and,
+        for a probabilistic one, its quantiles as ``soil_moisture_quantile_<method>``."""
         runs = self.runs()
         if not runs:
             raise ValueError("nothing imputed yet for this selection")
@@ -397,12 +404,14 @@ class Workbench(Session):
         for method, run in runs.items():
             name = f"soil_moisture_imputed_{method.replace('-', '_')}"
             out[name] = run.full.assign_attrs(method=self.method_label(method))
+        out = self.add_quantiles(out)
         with tempfile.TemporaryDirectory() as tmp:
             path = write_netcdf(out, Path(tmp) / "imputed.nc")
             return io.BytesIO(path.read_bytes())
 
     def export_csv(self) -> io.StringIO:
-        """Held-out scores, station metrics and land-cover errors as one long CSV."""
+        """Held-out scores, station metrics, land-cover errors and (for the probabilistic methods)
+        the 5-95 % band at the stations as one long CSV."""
         parts = []
         scores = self.scores()
         if not scores.empty:
@@ -413,6 +422,9 @@ class Workbench(Session):
         _, lc = self.land_cover()
         if not lc.empty:
             parts.append(lc.assign(table="land_cover"))
+        bands = self.band_table()
+        if not bands.empty:
+            parts.append(bands.assign(table="station_bands"))
         if not parts:
             raise ValueError("nothing imputed yet for this selection")
         frame = pd.concat(parts, ignore_index=True)

@@ -35,10 +35,14 @@ class ExportView(_View):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown(
-                "The NetCDF holds the selection (contract variables) and one "
-                "`soil_moisture_imputed_<method>` variable per imputed method. The CSV holds the "
-                "held-out scores, the station metrics and the land-cover table, one `table` "
-                "column telling them apart."
+                "The NetCDF holds the selection (contract variables), one "
+                "`soil_moisture_imputed_<method>` variable per imputed method and, for a method "
+                "with intervals, its quantiles (5, 25, 50, 75 and 95 %) as "
+                "`soil_moisture_quantile_<method>`. The CSV holds the held-out scores (with "
+                "CRPS, coverage and width for the methods with intervals), the station metrics, "
+                "the land-cover table and, for the methods with intervals, each station's daily "
+                "value with its `lower` (5 %) and `upper` (95 %) band (`station_bands`), one "
+                "`table` column telling them apart."
             ),
             pn.Row(self.netcdf, self.csv),
         )

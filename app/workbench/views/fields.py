@@ -1,4 +1,5 @@
-"""The *Imputed fields* tab: linked maps of one day and the series of one cell."""
+"""The *Imputed fields* tab: linked maps of one day (and its uncertainty) and the series of one
+cell with its band."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import param
 from stimpute_core.data import TARGET, TRUTH
 
 from .. import plots
+from ..intervals import BAND_LABEL
 from ..state import Workbench
 from .common import _View, notify_errors, one_update, redraw
 
 
 class FieldsView(_View):
-    """Linked maps for one day (observations, imputation, truth or error) and a cell's series.
+    """Linked maps for one day (observations, imputation, the width of its 90 % interval, truth
+    or error) and a cell's series with the 5-95 % band of the model shown.
 
     The plots are redrawn by :meth:`_redraw`, in one batch per change and only those that the
-    change touches: a new day redraws the three maps, a new cell the markers and the series.
+    change touches: a new day redraws the four maps, a new cell the markers and the series.
     """
 
     show = param.Selector(default="error", objects=["error", "truth"])
@@ -37,8 +40,9 @@ class FieldsView(_View):
         )  # fmt: skip
         self.player.param.watch(self._played, "value")
         self.caption = pn.pane.Markdown("")
-        self._map_redraw = [hv.streams.Stream() for _ in range(3)]
-        self._marker_redraw = [hv.streams.Stream() for _ in range(3)]
+        self.intervals = pn.pane.Markdown("")
+        self._map_redraw = [hv.streams.Stream() for _ in range(4)]
+        self._marker_redraw = [hv.streams.Stream() for _ in range(4)]
         self._series_redraw = hv.streams.Stream()
         wb.param.watch(self._redraw, sorted({*self._MAPS[:-1], *self._CELL, "model_version"}))
         self.param.watch(self._redraw, "show")
@@ -103,6 +107,19 @@ class FieldsView(_View):
             sel, values, plots.SM_LABEL, title=title, clim=plots.SM_LIMITS, cmap="YlGnBu"
         )
 
+    def _width_map(self):
+        wb = self.wb
+        sel = wb.selection()
+        width = wb.width_map(self._day_index(sel))
+        if width is None:
+            shape = (sel.sizes["y"], sel.sizes["x"])
+            title = f"No intervals: {wb.method_label()}" if wb.run() else "Not imputed yet"
+            return plots.grid_map(sel, np.full(shape, np.nan), "n/a", title=title)
+        return plots.grid_map(
+            sel, width, "90 % interval width (m³/m³)", title=f"90 % interval: {wb.method_label()}",
+            clim=(0.0, None), cmap="Oranges",
+        )  # fmt: skip
+
     def _third_map(self):
         wb = self.wb
         sel = wb.selection()
@@ -130,13 +147,23 @@ class FieldsView(_View):
         wb = self.wb
         r, c = wb.cell
         cell = f"Cell: row {int(r)}, col {int(c)} (click a map to pick another)."
-        if wb.run() is None:
+        run = wb.run()
+        if run is None:
             self.caption.object = f"No imputation for this selection yet (see *Model*). {cell}"
+            self.intervals.object = ""
         else:
             self.caption.object = f"Imputed with **{wb.method_label()}**. {cell}"
+            self.intervals.object = (
+                f"Uncertainty: the width of the 90 % interval of {wb.method_label()} on the day "
+                f"shown (0 where observed) and the {BAND_LABEL} around the cell's series."
+                if run.quantiles is not None
+                else f"No intervals: {wb.method_label()} gives one value per cell-day. Pick a "
+                "model with intervals (a `-conformal` reference, or an ST-Transformer trained "
+                "here) as *Model shown* for the uncertainty map and the band."
+            )
 
     def _series(self):
-        # Always the same three layers, so the plot is updated in place, not rebuilt.
+        # Always the same four layers (band, three lines), so the plot is updated in place.
         wb = self.wb
         sel = wb.selection()
         r, c = wb.cell
@@ -155,12 +182,20 @@ class FieldsView(_View):
         )
         lat, lon = float(sel["lat"].values[r, c]), float(sel["lon"].values[r, c])
         title = f"Cell row {r}, col {c} ({lat:.4f}°N, {lon:.4f}°E); imputed: {wb.method_label()}"
-        return plots.series_plot(frame, title, points=("observed",), fixed=True)
+        band = wb.cell_band(r, c)
+        band = (
+            None
+            if band is None
+            else pd.DataFrame({"lower": band[0], "upper": band[1]}, index=times)
+        )
+        return plots.series_plot(
+            frame, title, points=("observed",), fixed=True, band=band, band_label=BAND_LABEL
+        )
 
     def __panel__(self):
         wb = self.wb
         maps = []
-        methods = (self._observed_map, self._imputed_map, self._third_map)
+        methods = (self._observed_map, self._imputed_map, self._width_map, self._third_map)
         for method, redraw_map, redraw_marker in zip(
             methods, self._map_redraw, self._marker_redraw, strict=True
         ):
@@ -177,7 +212,9 @@ class FieldsView(_View):
                 pn.widgets.RadioButtonGroup.from_param(self.param.show, name="Third map"),
             ),
             self.caption,
-            pn.Row(*maps),
+            # The imputation beside its uncertainty, the observations beside the error (or truth).
+            pn.Column(pn.Row(maps[1], maps[2]), pn.Row(maps[0], maps[3])),
+            self.intervals,
             pn.pane.HoloViews(
                 hv.DynamicMap(self._series, streams=[self._series_redraw]), linked_axes=False
             ),

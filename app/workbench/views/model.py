@@ -1,4 +1,5 @@
-"""The *Model* tab: train, cancel, load and save models, impute, and the held-out scores."""
+"""The *Model* tab: train, cancel, load and save models, impute, the held-out scores and the
+calibration of the models that give intervals."""
 
 from __future__ import annotations
 
@@ -82,22 +83,48 @@ class ModelView(_View):
             )
         cols = [
             c
-            for c in ("model", "n", "mae", "mre", "rmse", "bias", "ubrmsd", "r", "mae_truth")
+            for c in (
+                *("model", "n", "mae", "mre", "rmse", "bias", "ubrmsd", "r", "mae_truth"),
+                *("crps", "cover90", "width90"),
+            )
             if c in scores
         ]
+        intervals = (
+            "; for the models with intervals, `crps` (m³/m³), `cover90` (share of the entries "
+            "inside the 90 % interval) and `width90` (its mean width, m³/m³)"
+            if "crps" in scores
+            else ""
+        )
         return pn.Column(
             pn.pane.Markdown(
                 f"**Scores on the held-out entries** ({holdout_text()}, hidden from every "
-                "method; `mae_truth` scores the same entries against the synthetic truth)"
+                f"method; `mae_truth` scores the same entries against the synthetic truth{intervals})"
             ),
             _table(scores[cols]),
+        )
+
+    @param.depends("wb.results_version", "wb.region", "wb.window", "wb.data_version")
+    def _calibration(self):
+        curves = self.wb.calibration()
+        if curves.empty:
+            return pn.pane.Markdown(
+                "**Calibration**: no model with intervals imputed on this selection. Compare a "
+                "`-conformal` reference (or train an ST-Transformer here) to see its intervals."
+            )
+        return pn.Column(
+            pn.pane.Markdown(
+                "**Calibration**: the stated coverage of each central interval (10 % to 90 %) "
+                "against the share of the held-out observations inside it. On the diagonal: "
+                "calibrated; below: intervals too narrow; above: too wide."
+            ),
+            pn.pane.HoloViews(plots.calibration_plot(curves), linked_axes=False),
         )
 
     def controls(self) -> pn.Column:
         wb = self.wb
         return pn.Column(
             pn.widgets.Select.from_param(wb.param.method, name="Model shown"),
-            pn.widgets.MultiChoice.from_param(wb.param.compare, name="Baselines compared"),
+            pn.widgets.MultiChoice.from_param(wb.param.compare, name="References compared"),
         )
 
     def __panel__(self):
@@ -134,4 +161,5 @@ class ModelView(_View):
             self._model_info,
             self.curves,
             self._scores,
+            self._calibration,
         )

@@ -1,4 +1,5 @@
-"""The *Validation* tab: the stations, one station's series and the station metrics."""
+"""The *Validation* tab: the stations, one station's series (with the band of the model shown,
+when it gives intervals) and the station metrics (with the share of days inside that band)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from stimpute_core.metrics import UBRMSD_TARGET
 from stimpute_core.validation import station_nests
 
 from .. import plots
+from ..intervals import BAND_LABEL
 from ..state import Workbench
 from .common import _table, _View, notify_errors, redraw
 
@@ -30,11 +32,13 @@ class ValidationView(_View):
         self._ring_redraw = hv.streams.Stream()
         self._series_redraw = hv.streams.Stream()
         self._frame = pd.DataFrame()
+        self._band: pd.DataFrame | None = None
         self._columns: tuple | None = None
+        self.band_note = pn.pane.Markdown("")
         self.series = pn.pane.HoloViews(hv.Curve([]), linked_axes=False)
         wb.param.watch(
             self._station_changed,
-            ["station", "results_version", "region", "window", "data_version"],
+            ["station", "results_version", "region", "window", "data_version", "method"],
         )
         self._station_changed()
 
@@ -42,6 +46,18 @@ class ValidationView(_View):
         wb = self.wb
         station = wb.station if wb.station in wb.param.station.objects else None
         self._frame = wb.station_series(station) if station is not None else pd.DataFrame()
+        self._band = wb.station_band(station) if station is not None else None
+        label = wb.method_label()
+        if wb.run() is None:
+            self.band_note.object = ""
+        elif self._band is None:
+            self.band_note.object = f"No band: {label} gives one value per cell-day."
+        else:
+            self.band_note.object = (
+                f"Shaded: the {BAND_LABEL} of {label} at the station's cell; `in_band` in the "
+                "tables is the share of the station's days inside it (a point against a 1 km "
+                "cell: expect less than 90 %)."
+            )
         columns = tuple(self._frame.columns)
         if columns != self._columns:  # other lines: a new plot
             self._columns = columns
@@ -86,6 +102,8 @@ class ValidationView(_View):
             f"Station {self.wb.station}: in situ, satellite and imputed",
             points=("satellite",),
             fixed=True,
+            band=None if self._band is None else self._band.reindex(frame.index),
+            band_label=BAND_LABEL,
         )
 
     @param.depends("wb.results_version", "wb.region", "wb.window", "wb.data_version")
@@ -94,12 +112,15 @@ class ValidationView(_View):
         if table.empty:
             return pn.pane.Markdown("No station, or nothing imputed yet, in this selection.")
         cols = ["model", "station", "nest", "n", "bias", "rmse", "ubrmsd", "r", "meets_target"]
+        cols += [c for c in ("in_band",) if c in table]
         overall = table[table["station"] == "all"][cols]
         per_station = table[table["station"] != "all"][cols]
         return pn.Column(
             pn.pane.Markdown(
                 f"**Overall** (pooled daily pairs; target ubRMSD ≤ {UBRMSD_TARGET} m³/m³). "
-                "`satellite` scores the raw observations on the days they exist."
+                "`satellite` scores the raw observations on the days they exist; `in_band`: "
+                f"share of the station's days inside the model's {BAND_LABEL} (models with "
+                "intervals)."
             ),
             _table(overall),
             pn.pane.Markdown("**Per station**"),
@@ -117,6 +138,7 @@ class ValidationView(_View):
                 pn.Column(
                     pn.widgets.Select.from_param(self.wb.param.station, name="Station"),
                     pn.pane.Markdown("Click a station on the map, or pick it here."),
+                    self.band_note,
                 ),
             ),
             self.series,
