@@ -22,6 +22,7 @@ TUTORIALS = [
     "03_train_st_transformer",
     "04_validate_against_txson",
     "05_attention_and_land_cover",
+    "06_uncertainty",
 ]
 
 
