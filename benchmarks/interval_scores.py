@@ -5,7 +5,7 @@ observations and the truth, over seeds, on one or both study areas.
 
     python benchmarks/interval_scores.py --area txson \
         --models regression-conformal,idw-conformal,coarse-conformal,st-transformer \
-        --max-minutes 4
+        --max-minutes 3
     # writes benchmarks/results/intervals_<area>.json (partial results after every model)
 """
 
