@@ -197,11 +197,13 @@ def as_quantiles(
     levels = check_quantiles(quantiles)
     order = np.argsort(np.asarray(quantiles, dtype=np.float64))
     values = np.sort(np.asarray(values, dtype=np.float64)[order], axis=0)
-    target = ds[TARGET].values
-    if values.shape != (len(levels), *target.shape):
-        raise ValueError(f"quantile shape {values.shape}: expected {(len(levels), *target.shape)}")
-    obs = np.isfinite(target)
-    values = np.where(obs[None], target[None], np.maximum(values, 0.0)).astype(np.float32)
+    observed = ds[TARGET].values
+    if values.shape != (len(levels), *observed.shape):
+        raise ValueError(
+            f"quantile shape {values.shape}: expected {(len(levels), *observed.shape)}"
+        )
+    obs = np.isfinite(observed)
+    values = np.where(obs[None], observed[None], np.maximum(values, 0.0)).astype(np.float32)
     coords = {"quantile": list(levels), **{k: v for k, v in point.coords.items()}}
     q = xr.DataArray(
         values,
