@@ -11,13 +11,11 @@ left as it is. ``delta`` may be negative (samples too spread): the interval then
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from ..conformal import MIN_COUNT, N_STRATA, STORED_LEVELS
 
@@ -108,13 +106,3 @@ class IntervalCorrections:
             raise ValueError(f"{where}.table: a used row holds a value that is not finite or "
                              "beyond ±1 m³/m³")  # fmt: skip
         return cls(table, counts)
-
-
-def fingerprint(ds: xr.Dataset) -> str:
-    """A digest of every coordinate and variable of ``ds`` (the sample cache's key)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name in sorted(map(str, ds.variables)):
-        values = np.ascontiguousarray(ds[name].values)
-        digest.update(f"{name}{values.dtype}{values.shape}".encode())
-        digest.update(values.tobytes() if values.dtype != object else repr(values).encode())
-    return digest.hexdigest()

@@ -25,9 +25,9 @@ from ..base import (
 )
 from ..conformal import strata
 from ..features import with_derived_features
-from ..st_transformer.data import Normalizer, encode
+from ..st_transformer.data import Normalizer, encode, fingerprint
 from ..st_transformer.training import pick_device, validation_mask
-from .calibration import IntervalCorrections, fingerprint
+from .calibration import IntervalCorrections
 from .core import Denoiser, NetConfig
 from .data import (
     Scales,
