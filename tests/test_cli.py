@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from stimpute_core.cli import main
-from stimpute_core.models import PEERS, ST_VARIANTS
+from stimpute_core.models import DIFFUSION, PEERS, ST_VARIANTS
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,9 @@ def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
         "regression",
         "climatology",
         "idw",
+        "regression-conformal",
+        "idw-conformal",
+        *DIFFUSION,
     ]
     code = main(
         [
@@ -157,7 +160,9 @@ def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
     table = captured.out
     for model in ("mean", "linear", "coarse"):
         assert f"| {model} |" in table
-    assert "| mice |" not in table and "**best reference**: coarse" in table
+    assert "| mice |" not in table and "| diffrecon |" not in table
+    assert "**best reference**: coarse" in table  # coarse and coarse-conformal tie; first wins
+    assert "| coarse-conformal | time-slice |" in table.split("Intervals")[1]
 
 
 @pytest.mark.slow
