@@ -16,9 +16,13 @@ Two intervals can be asked for (``target``). ``"observation"`` (default): where 
 retrieval of the entry would fall; the residuals it is calibrated on hold the retrieval's own
 noise. ``"soil_moisture"``: where the noise-free value of the cell lies. Its residual
 quantiles are the observation's, narrowed about their median by ``sqrt((v - n) / v)`` per
-class (``v`` the class's residual variance, ``n`` the observations' white-noise variance,
-:func:`noise_variance`, estimated in ``fit`` from the observations alone): exact when residual
-and noise are Gaussian and independent, an approximation otherwise.
+class (``v`` the class's residual variance, computed from the residuals themselves and stored
+beside the quantiles, ``n`` the observations' white-noise variance, :func:`noise_variance`,
+estimated in ``fit`` from the observations alone): exact when residual and noise are Gaussian
+and independent, an approximation otherwise. Where the model's own error is small beside the
+noise, ``v - n`` is a small difference of two larger numbers, so ``v`` must be the residuals'
+variance and not that of the stored quantiles (which leave out the outer 0.5 % on each side
+and fall 5 % short for Gaussian residuals, 10 % for Laplace ones: enough to halve ``v - n``).
 
 :class:`Conformal` wraps any registered imputer this way: it hides a share of the observed
 entries (whole days or single entries, as ``mask_kind`` says), fits the wrapped model on the
@@ -123,11 +127,14 @@ def _conformal_level(q: float, n: int) -> float:
 @dataclass
 class ResidualQuantiles:
     """Residual quantiles per class (``table``: (classes, levels) with NaN rows for classes
-    pooled with others) and the count behind each row."""
+    pooled with others), the count behind each row, the observations' noise variance and the
+    residual variance of each row (None in calibrations saved before it was stored: then the
+    stored quantiles' variance stands in, which is biased low, module text)."""
 
     table: np.ndarray
     counts: np.ndarray
     noise_var: float = 0.0
+    variances: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -146,13 +153,15 @@ class ResidualQuantiles:
         n_rows = N_STRATA + 3  # the classes, each kind of day pooled, everything pooled
         table = np.full((n_rows, STORED_LEVELS.size), np.nan)
         counts = np.zeros(n_rows, dtype=np.int64)
+        variances = np.full(n_rows, np.nan)
         groups = [c == k for k in range(N_STRATA)]
         groups += [c % 2 == 0, c % 2 == 1, np.ones(r.size, bool)]
         for k, sel in enumerate(groups):
             counts[k] = int(sel.sum())
             if counts[k] >= MIN_COUNT or k == n_rows - 1:
                 table[k] = np.quantile(r[sel], STORED_LEVELS)
-        return cls(table, counts, float(noise_var))
+                variances[k] = float(np.var(r[sel]))
+        return cls(table, counts, float(noise_var), variances)
 
     def _row(self, k: int) -> int:
         """The row serving class ``k``: its own, else its kind of day's, else the pooled one."""
@@ -166,7 +175,8 @@ class ResidualQuantiles:
         values = self.table[row]
         if check_target_kind(target) == "observation" or self.noise_var <= 0:
             return values
-        var = float(np.var(values))  # the levels are evenly spaced: the residuals' variance
+        stored = np.nan if self.variances is None else self.variances[row]
+        var = float(stored) if np.isfinite(stored) else float(np.var(values))
         scale = np.sqrt(max(var - self.noise_var, MIN_SCALE**2 * var) / var) if var > 0 else 1.0
         middle = np.interp(0.5, STORED_LEVELS, values)
         return middle + (values - middle) * scale
@@ -194,19 +204,18 @@ class ResidualQuantiles:
         return {
             "levels": STORED_LEVELS.tolist(),
             "counts": self.counts.tolist(),
-            "table": [
-                [None if not np.isfinite(v) else float(v) for v in row] for row in self.table
-            ],
+            "table": [_json_floats(row) for row in self.table],
             "noise_var": self.noise_var,
+            **({} if self.variances is None else {"variances": _json_floats(self.variances)}),
         }
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "calibration") -> ResidualQuantiles:
         """Back from :meth:`to_dict`; ValueError naming the bad key otherwise."""
         keys = {"levels", "counts", "table"}
-        if not isinstance(d, dict) or not keys <= set(d) <= keys | {"noise_var"}:
+        if not isinstance(d, dict) or not keys <= set(d) <= keys | {"noise_var", "variances"}:
             raise ValueError(
-                f"{where}: expected an object with levels, counts, table (and noise_var)"
+                f"{where}: expected an object with levels, counts, table (and noise_var, variances)"
             )
         noise = d.get("noise_var", 0.0)
         if not isinstance(noise, int | float) or isinstance(noise, bool) or not 0 <= noise < 0.01:
@@ -231,7 +240,24 @@ class ResidualQuantiles:
             raise ValueError(f"{where}.table: a used row holds a non-finite or decreasing value")
         if (np.abs(rows) > 1).any():
             raise ValueError(f"{where}.table: residuals beyond ±1 m³/m³")
-        return cls(table, counts, float(noise))
+        variances = None
+        if "variances" in d:
+            try:
+                variances = np.array([np.nan if v is None else float(v) for v in d["variances"]])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where}.variances: expected numbers ({err})") from err
+            if variances.shape != (N_STRATA + 3,) or not (
+                np.isfinite(variances[used]).all() and (variances[used] >= 0).all()
+            ):
+                raise ValueError(
+                    f"{where}.variances: expected {N_STRATA + 3} variances, finite and at least "
+                    "0 for every used row"
+                )
+        return cls(table, counts, float(noise), variances)
+
+
+def _json_floats(values: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in values]
 
 
 class Conformal(Imputer):

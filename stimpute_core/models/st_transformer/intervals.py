@@ -34,25 +34,33 @@ if TYPE_CHECKING:
 
 
 def calibrate(
-    model: STTransformerImputer, known: xr.Dataset, values: np.ndarray, val_mask: np.ndarray
+    model: STTransformerImputer,
+    known: xr.Dataset,
+    values: np.ndarray,
+    val_mask: np.ndarray,
+    estimate: np.ndarray | None = None,
 ) -> ResidualQuantiles:
     """Residual quantiles at the validation entries ``val_mask`` (hidden in ``known``; their
-    observations in ``values``) of the just-trained ``model``."""
-    estimate = model.predict_cube(known)
+    observations in ``values``) of the just-trained ``model`` (``estimate``: its imputation of
+    ``known``, made here when None)."""
+    estimate = model.predict_cube(known) if estimate is None else estimate
     residual = np.asarray(values, dtype=np.float64)[val_mask] - estimate[val_mask]
     observed = np.isfinite(np.asarray(known[TARGET].values))
     noise = noise_variance(known[TARGET].values)
     return ResidualQuantiles.fit(residual, strata(observed)[val_mask], noise)
 
 
-def calibrate_trained(model: STTransformerImputer, ds: xr.Dataset) -> ResidualQuantiles:
+def calibrate_trained(
+    model: STTransformerImputer, ds: xr.Dataset, with_estimate: bool = False
+) -> ResidualQuantiles | tuple[ResidualQuantiles, np.ndarray, np.ndarray]:
     """The calibration ``fit`` would have stored, for a model trained on exactly ``ds`` (the
     same data with the same entries hidden) before checkpoints kept one.
 
     The validation entries are drawn again as ``fit`` drew them (same kind, share and seed); the
     prior's full reference, refitted with them after training, is fitted again without them for
     the imputation the residuals come from (the cross-fitted ones never saw them), then put
-    back. Given other data than the training data, held-out entries may have been trained on
+    back. ``with_estimate``: also return the imputation the residuals came from and the
+    validation entries (to score the intervals there against a synthetic truth). Given other data than the training data, held-out entries may have been trained on
     and the intervals would come out too narrow: only for the data the model was fitted on.
     """
     from .prior import fit_reference
@@ -69,7 +77,9 @@ def calibrate_trained(model: STTransformerImputer, ds: xr.Dataset) -> ResidualQu
     try:
         if prior is not None:
             prior.full = fit_reference(known, model._prior(), seed=model.seed)
-        return calibrate(model, known, values, val_mask)
+        estimate = model.predict_cube(known)
+        bands = calibrate(model, known, values, val_mask, estimate)
+        return (bands, estimate, val_mask) if with_estimate else bands
     finally:
         if prior is not None:
             prior.full = full
