@@ -67,6 +67,8 @@ def test_a_small_model_error_under_large_noise_is_recovered_from_the_residual_va
     assert np.array_equal(
         again.offsets((0.95,), one, "soil_moisture"), bands.offsets((0.95,), one, "soil_moisture")
     )
+    legacy = {k: v for k, v in bands.to_dict().items() if k != "variances"}
+    assert ResidualQuantiles.from_dict(legacy).variances is None  # then the quantiles' variance
     for bad in ([0.1], [-1.0] * len(bands.counts), "x"):
         with pytest.raises(ValueError, match=r"calibration\.variances"):
             ResidualQuantiles.from_dict({**bands.to_dict(), "variances": bad})
