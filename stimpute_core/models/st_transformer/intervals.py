@@ -60,8 +60,9 @@ def calibrate_trained(
     prior's full reference, refitted with them after training, is fitted again without them for
     the imputation the residuals come from (the cross-fitted ones never saw them), then put
     back. ``with_estimate``: also return the imputation the residuals came from and the
-    validation entries (to score the intervals there against a synthetic truth). Given other data than the training data, held-out entries may have been trained on
-    and the intervals would come out too narrow: only for the data the model was fitted on.
+    validation entries (to score the intervals there against a synthetic truth). Given other
+    data than the training data, held-out entries may have been trained on and the intervals
+    would come out too narrow: only for the data the model was fitted on.
     """
     from .prior import fit_reference
     from .training import validation_mask
