@@ -204,9 +204,9 @@ class ResidualQuantiles:
         return {
             "levels": STORED_LEVELS.tolist(),
             "counts": self.counts.tolist(),
-            "table": [_json_floats(row) for row in self.table],
+            "table": [to_json_floats(row) for row in self.table],
             "noise_var": self.noise_var,
-            **({} if self.variances is None else {"variances": _json_floats(self.variances)}),
+            **({} if self.variances is None else {"variances": to_json_floats(self.variances)}),
         }
 
     @classmethod
@@ -226,9 +226,7 @@ class ResidualQuantiles:
         if counts.shape != (N_STRATA + 3,) or counts.dtype.kind != "i" or (counts < 0).any():
             raise ValueError(f"{where}.counts: expected {N_STRATA + 3} counts of 0 or more")
         try:
-            table = np.array(
-                [[np.nan if v is None else float(v) for v in row] for row in d["table"]]
-            )
+            table = np.array([from_json_floats(row) for row in d["table"]])
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where}.table: expected rows of numbers ({err})") from err
         if table.shape != (N_STRATA + 3, STORED_LEVELS.size):
@@ -243,7 +241,7 @@ class ResidualQuantiles:
         variances = None
         if "variances" in d:
             try:
-                variances = np.array([np.nan if v is None else float(v) for v in d["variances"]])
+                variances = np.array(from_json_floats(d["variances"]))
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{where}.variances: expected numbers ({err})") from err
             if variances.shape != (N_STRATA + 3,) or not (
@@ -256,8 +254,14 @@ class ResidualQuantiles:
         return cls(table, counts, float(noise), variances)
 
 
-def _json_floats(values: np.ndarray) -> list[float | None]:
+def to_json_floats(values: np.ndarray) -> list[float | None]:
+    """``values`` as JSON numbers, None for NaN (a calibration table's pooled rows)."""
     return [None if not np.isfinite(v) else float(v) for v in values]
+
+
+def from_json_floats(values: Any) -> list[float]:
+    """Back from :func:`to_json_floats` (None to NaN); TypeError or ValueError on non-numbers."""
+    return [np.nan if v is None else float(v) for v in values]
 
 
 class Conformal(Imputer):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..conformal import MIN_COUNT, N_STRATA, STORED_LEVELS
+from ..conformal import MIN_COUNT, N_STRATA, STORED_LEVELS, from_json_floats, to_json_floats
 
 #: Lower levels of the central intervals whose corrections are stored (0.005 .. 0.495).
 LOWER = STORED_LEVELS[STORED_LEVELS < 0.5]
@@ -79,7 +79,7 @@ class IntervalCorrections:
         return {
             "levels": LOWER.tolist(),
             "counts": self.counts.tolist(),
-            "table": [[None if not np.isfinite(v) else float(v) for v in r] for r in self.table],
+            "table": [to_json_floats(r) for r in self.table],
         }
 
     @classmethod
@@ -90,7 +90,7 @@ class IntervalCorrections:
         try:
             levels = np.asarray(d["levels"], float)
             counts = np.asarray(d["counts"])
-            table = np.array([[np.nan if v is None else float(v) for v in r] for r in d["table"]])
+            table = np.array([from_json_floats(r) for r in d["table"]])
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where}: expected lists of numbers ({err})") from err
         if levels.shape != LOWER.shape or not np.allclose(levels, LOWER):
