@@ -147,6 +147,7 @@ def test_benchmark_all_with_skip_runs_every_installed_method_but_those(
         "idw",
         "regression-conformal",
         "idw-conformal",
+        "boosting-conformal",
         *DIFFUSION,
     ]
     code = main(

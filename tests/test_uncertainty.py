@@ -133,13 +133,14 @@ def test_a_deterministic_model_refuses_quantiles_and_bad_settings_are_named(smal
         make_imputer("idw").fit(small).impute_distribution(small)
     with pytest.raises(ValueError, match="base='nope'"):
         Conformal(base="nope").fit(small)
-    with pytest.raises(ValueError, match=r"share=1\.5"):
-        Conformal(share=1.5).fit(small)
+    with pytest.raises(ValueError, match=r"folds=1\b"):
+        Conformal(folds=1).fit(small)
 
 
 def test_calibration_residuals_come_from_a_fit_that_never_saw_them(small, monkeypatch):
-    """The first fit of the base sees the observations less the calibration entries; the
-    residuals are taken exactly there; the second fit sees every observation."""
+    """Cross-fitting: each fold's fit sees the observations less that fold, and whole days at
+    that (time-slice); every observation gives exactly one residual; the last fit sees every
+    observation."""
     from stimpute_core.models import conformal
 
     seen = []
@@ -152,13 +153,37 @@ def test_calibration_residuals_come_from_a_fit_that_never_saw_them(small, monkey
         return model
 
     monkeypatch.setitem(conformal.REFERENCES, "idw", spy)
-    model = Conformal(base="idw", mask_kind="time_slice", seed=2).fit(small)
+    model = Conformal(base="idw", folds=4, mask_kind="time_slice", seed=2).fit(small)
     observed = np.isfinite(small[TARGET].values)
-    first, second = seen
-    hidden = observed & ~first
-    assert not (first & ~observed).any() and hidden.any()
-    assert hidden.sum() == model.bands_.counts[-1]  # one residual per hidden entry, no more
-    assert np.array_equal(second, observed)
+    *per_fold, last = seen
+    assert len(per_fold) == 4 and np.array_equal(last, observed)
+    held = [observed & ~given for given in per_fold]
+    assert all(
+        not (given & ~observed).any() and h.any() for given, h in zip(per_fold, held, strict=True)
+    )
+    assert np.array_equal(np.sum(held, axis=0), observed.astype(int))  # each entry in one fold
+    for h in held:  # whole days: a day is held out entirely or not at all
+        day_held = h.any(axis=(1, 2))
+        assert np.array_equal(h[day_held], observed[day_held])
+    assert model.bands_.counts[-1] == observed.sum()  # one residual per observation, no more
+
+
+def test_folds_split_days_or_entries_evenly():
+    from stimpute_core.models.conformal import fold_of_entries
+
+    rng = np.random.default_rng(0)
+    observed = rng.random((40, 5, 6)) < 0.3
+    observed[::7] = False
+    days = fold_of_entries(observed, 3, "time_slice", seed=1)
+    assert ((days >= 0) == observed).all()
+    per_day = [np.unique(days[t][observed[t]]) for t in range(40) if observed[t].any()]
+    assert all(u.size == 1 for u in per_day)
+    counts = np.bincount([u[0] for u in per_day], minlength=3)
+    assert counts.max() - counts.min() <= 1
+    entries = fold_of_entries(observed, 3, "point", seed=1)
+    sizes = np.bincount(entries[observed], minlength=3)
+    assert ((entries >= 0) == observed).all() and sizes.max() - sizes.min() <= 1
+    assert np.array_equal(entries, fold_of_entries(observed, 3, "point", seed=1))
 
 
 # --- what the workbench draws: calibration curve, width map, band, stations in the band ------

@@ -40,10 +40,10 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
         "day_pool": False,
     },
 }
-#: Simple probabilistic references: a reference with split-conformal intervals from residuals at
-#: hidden entries (:class:`~stimpute_core.models.conformal.Conformal`; its ``base`` is fixed).
+#: Probabilistic references: a reference with cross-fitted conformal intervals from residuals at
+#: held-out entries (:class:`~stimpute_core.models.conformal.Conformal`; its ``base`` is fixed).
 CONFORMAL_VARIANTS: dict[str, dict[str, Any]] = {
-    f"{base}-conformal": {"base": base} for base in ("regression", "coarse", "idw")
+    f"{base}-conformal": {"base": base} for base in ("regression", "coarse", "idw", "boosting")
 }
 #: The ST-Transformer's profiles (``PROFILES`` in its model module, which imports torch; a
 #: test keeps the two in step).

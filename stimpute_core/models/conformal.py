@@ -1,4 +1,4 @@
-"""Calibrated intervals from held-out residuals: split-conformal quantiles, stratified by how far
+"""Calibrated intervals from held-out residuals: conformal quantiles, stratified by how far
 each entry lies from what is known of it.
 
 An imputer's error at a cell-day grows with the distance (in days) to that cell's nearest
@@ -24,9 +24,13 @@ noise, ``v - n`` is a small difference of two larger numbers, so ``v`` must be t
 variance and not that of the stored quantiles (which leave out the outer 0.5 % on each side
 and fall 5 % short for Gaussian residuals, 10 % for Laplace ones: enough to halve ``v - n``).
 
-:class:`Conformal` wraps any registered imputer this way: it hides a share of the observed
-entries (whole days or single entries, as ``mask_kind`` says), fits the wrapped model on the
-rest, keeps the residuals at the hidden entries, and fits the model again on everything.
+:class:`Conformal` wraps any registered imputer this way, cross-fitted: it splits the observed
+entries into ``folds`` parts (whole days or single entries, as ``mask_kind`` says), fits the
+wrapped model once per part on the other parts, keeps the residuals at that part's entries (so
+every observation gives one residual from a fit that never saw it), and fits the model again on
+everything. Why not one split: under whole-day gaps the residuals of a day share its error, so
+a fifth of the days (about 25 in the built-in scenario's training period) made a calibration
+whose 90 % interval held 77-91 % over seeds; every day gives about five times as many.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ import numpy as np
 import xarray as xr
 
 from ..data.contract import TARGET
-from ..masks import holdout_mask
 from .base import DEFAULT_QUANTILES, Imputer, as_quantiles, integer
 from .baselines import BASELINES
 from .covariate import COVARIATE_BASELINES
@@ -264,12 +267,32 @@ def from_json_floats(values: Any) -> list[float]:
     return [np.nan if v is None else float(v) for v in values]
 
 
-class Conformal(Imputer):
-    """Any registered imputer (``base``) with split-conformal quantiles (module text).
+def fold_of_entries(observed: np.ndarray, folds: int, kind: str, seed: int = 0) -> np.ndarray:
+    """(time, y, x) fold number (0 .. ``folds`` - 1) of every observed entry, -1 elsewhere:
+    whole days dealt round-robin in a random order (``kind="time_slice"``, so a fold holds
+    whole days), or single entries the same way (``"point"``). Folds differ in size by at
+    most one day or entry."""
+    obs = np.asarray(observed, dtype=bool)
+    rng = np.random.default_rng(seed)
+    out = np.full(obs.shape, -1, dtype=np.int64)
+    if kind == "time_slice":
+        days = np.flatnonzero(obs.reshape(obs.shape[0], -1).any(axis=1))
+        of_day = np.full(obs.shape[0], -1, dtype=np.int64)
+        of_day[rng.permutation(days)] = np.arange(days.size) % folds
+        out[obs] = np.broadcast_to(of_day[:, None, None], obs.shape)[obs]
+    else:
+        n = int(obs.sum())
+        out[obs] = rng.permutation(n) % folds
+    return out
 
-    ``share`` of the observed entries is hidden (whole days for ``mask_kind="time_slice"``,
-    single entries for ``"point"``) to calibrate; the point estimate is ``base``'s, fitted on
-    every observation. Fitting costs two fits of ``base``.
+
+class Conformal(Imputer):
+    """Any registered imputer (``base``) with cross-fitted conformal quantiles (module text).
+
+    The observed entries are split into ``folds`` parts (whole days for
+    ``mask_kind="time_slice"``, single entries for ``"point"``), each held out once to
+    calibrate; the point estimate is ``base``'s, fitted on every observation. Fitting costs
+    ``folds + 1`` fits of ``base``.
     """
 
     probabilistic: ClassVar[bool] = True
@@ -277,12 +300,12 @@ class Conformal(Imputer):
     def __init__(
         self,
         base: str = "regression",
-        share: float = 0.2,
+        folds: int = 5,
         mask_kind: str = "time_slice",
         seed: int = 0,
     ):
         self.base = base
-        self.share = share
+        self.folds = folds
         self.mask_kind = mask_kind
         self.seed = seed
 
@@ -297,24 +320,34 @@ class Conformal(Imputer):
     def _validate_params(self) -> None:
         if self.base not in REFERENCES:
             raise ValueError(f"base={self.base!r}: expected one of {', '.join(REFERENCES)}")
-        if not (isinstance(self.share, float | int) and 0 < self.share < 1):
-            raise ValueError(f"share={self.share!r}: expected a number strictly between 0 and 1")
+        if isinstance(self.folds, bool) or integer("folds", self.folds) < 2:
+            raise ValueError(f"folds={self.folds!r}: expected a whole number of 2 or more")
         if self.mask_kind not in ("time_slice", "point"):
             raise ValueError(f"mask_kind={self.mask_kind!r}: expected 'time_slice' or 'point'")
         if integer("seed", self.seed) < 0:
             raise ValueError(f"seed={self.seed!r}: expected 0 or more")
 
     def fit(self, ds: xr.Dataset) -> Conformal:
-        """Calibrate on hidden entries, then fit ``base`` on every observation."""
+        """Calibrate on each fold from a fit without it, then fit ``base`` on every
+        observation."""
         self._validate_params()
-        observed = np.isfinite(np.asarray(ds[TARGET].values))
-        hidden = holdout_mask(observed, self.mask_kind, self.share, seed=self.seed + 11)
-        known = ds.assign({TARGET: ds[TARGET].where(~hidden)})
-        estimate = REFERENCES[self.base]().fit(known).impute(known).values
         values = np.asarray(ds[TARGET].values, float)
-        residual = values[hidden] - estimate[hidden]
-        classes = strata(observed & ~hidden)[hidden]
-        self.bands_ = ResidualQuantiles.fit(residual, classes, noise_variance(values))
+        observed = np.isfinite(values)
+        fold = fold_of_entries(observed, int(self.folds), self.mask_kind, seed=self.seed + 11)
+        residuals, classes = [], []
+        for k in range(int(self.folds)):
+            hidden = fold == k
+            if not hidden.any():
+                continue
+            known = ds.assign({TARGET: ds[TARGET].where(~hidden)})
+            estimate = REFERENCES[self.base]().fit(known).impute(known).values
+            residuals.append(values[hidden] - estimate[hidden])
+            classes.append(strata(observed & ~hidden)[hidden])
+        if not residuals:
+            raise ValueError(f"{TARGET}: no observed entry to calibrate {self.name} on")
+        self.bands_ = ResidualQuantiles.fit(
+            np.concatenate(residuals), np.concatenate(classes), noise_variance(values)
+        )
         self.fitted_ = REFERENCES[self.base]().fit(ds)
         return self
 
