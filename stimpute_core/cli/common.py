@@ -91,9 +91,15 @@ def device(text: str) -> str:
 
 
 def check_output_file(path: Path, option: str) -> Path:
-    """``path`` if a file can be written there, else ValueError naming ``option``: checked
-    before the work whose result it will hold, so no result is lost to a bad path."""
-    if path.is_dir():
+    """``path`` if a file (or a Zarr store, a name ending ``.zarr``) can be written there, else
+    ValueError naming ``option``: checked before the work whose result it will hold, so no
+    result is lost to a bad path."""
+    from ..data.zarr_io import SUFFIX, is_store
+
+    if path.suffix.lower() == SUFFIX:  # a Zarr store: a folder, new or replacing a store
+        if path.exists() and not is_store(path):
+            raise ValueError(f"{option} {path}: exists and is not a Zarr store; give another path")
+    elif path.is_dir():
         raise ValueError(f"{option} {path}: is a folder; give the path of a file to write")
     check_creatable(path, f"{option} {path}")
     return path

@@ -11,24 +11,25 @@ import json
 import time
 from pathlib import Path
 
-from ..data import ContractError, open_dataset, write_netcdf
+from ..data import ContractError, open_dataset, write_dataset
 from ..data.grid import TXSON_BOX, GridBox
 from ..data.readers.formats import GRANULES_DESCRIPTION
 from ..data.scenario import ScenarioConfig, load_scenario, make_scenario, scenario_path
 from ..data.summary import describe, describe_problems, format_description, station_file_summary
+from .common import check_output_file
 from .common import eprint as _eprint
 
 
 def _check_out(path: Path, *, replace: bool = True) -> None:
-    """Refuse an ``--out`` that is a folder (or, without ``replace``, that exists at all)."""
+    """Refuse an ``--out`` that is a folder other than a Zarr store (or, without ``replace``,
+    that exists at all)."""
     if not replace and (path.exists() or path.is_symlink()):
         what = "a folder" if path.is_dir() else "a file"
         raise ValueError(
             f"--out {path} already exists ({what}): `stimpute data demo` never replaces "
             "anything; delete or rename it, or give another --out"
         )
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder: expected the path of a NetCDF file to write")
+    check_output_file(path, "--out")
 
 
 def _parse_box(text: str | None) -> GridBox:
@@ -68,7 +69,7 @@ def _cmd_data_demo(args: argparse.Namespace) -> int:
         return 0
     _eprint("generating the built-in TxSON scenario")
     ds = make_scenario(cfg, progress=progress)
-    write_netcdf(ds, args.out)
+    write_dataset(ds, args.out)
     _eprint(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s")
     print(format_description(describe(ds)))
     return 0
@@ -145,7 +146,7 @@ def _cmd_data_smap(args: argparse.Namespace) -> int:
             f"{ds.attrs['granules_outside_period']} outside the period, "
             f"{len(report.skipped)} unreadable; nothing written"
         )
-    write_netcdf(ds, args.out)
+    write_dataset(ds, args.out)
     _eprint(f"wrote {args.out}")
     print(format_description(describe(ds)))
     return 0
@@ -164,7 +165,7 @@ def _cmd_data_insitu(args: argparse.Namespace) -> int:
             args.path, network=args.network, start=args.start, end=args.end, **depth
         )
     _print_report(report)
-    write_netcdf(ds, args.out)
+    write_dataset(ds, args.out)
     t = ds["time"].values
     print(
         f"wrote {args.out}: {ds.sizes['station']} station(s), {str(t[0])[:10]} .. {str(t[-1])[:10]}"
@@ -178,7 +179,7 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     _check_out(args.out)
     ds, report = build_from_recipe(args.recipe, progress=lambda m: _eprint(f"  {m} ..."))
     _print_report(report)
-    write_netcdf(ds, args.out)
+    write_dataset(ds, args.out)
     _eprint(f"wrote {args.out}")
     print(format_description(describe(ds)))
     return 0
@@ -191,7 +192,9 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     demo = data_sub.add_parser(
         "demo", help="generate the built-in synthetic TxSON scenario (cached when --out is omitted)"
     )
-    demo.add_argument("--out", type=Path, help="NetCDF file to write; omit to fill the cache")
+    demo.add_argument(
+        "--out", type=Path, help="NetCDF file (or .zarr store) to write; omit to fill the cache"
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--start", default=ScenarioConfig.start, help="first day (YYYY-MM-DD)")
     demo.add_argument("--end", default=ScenarioConfig.end, help="last day (YYYY-MM-DD)")

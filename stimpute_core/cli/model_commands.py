@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__
-from ..data import open_dataset, write_netcdf
+from ..data import open_dataset, write_dataset
 from ..data.io import atomic_write
 from ..masks import MASK_KINDS
 from ..models import MODEL_NAMES, PROFILE_NAMES, SLOW_ON_CPU, installed_models
@@ -157,7 +157,7 @@ def _cmd_impute(args: argparse.Namespace) -> int:
     else:
         result = model.impute(ds)
         out = ds.assign({result.name: result})
-    write_netcdf(out, args.out)
+    write_dataset(out, args.out)
     shape = out[OUTPUT_NAME].shape
     _eprint(f"imputed {shape} in {time.perf_counter() - t0:.1f} s; wrote {args.out}")
     return 0
@@ -269,7 +269,9 @@ DEVICE_HELP = "cpu, cuda or cuda:N (default: CUDA when present); refused if this
 def add_model_commands(sub: argparse._SubParsersAction) -> None:
     """The ``train``, ``impute`` and ``benchmark`` commands."""
     train = sub.add_parser("train", help="train the ST-Transformer on a contract NetCDF")
-    train.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    train.add_argument(
+        "--data", type=Path, required=True, help="contract NetCDF, or a Zarr store (.zarr)"
+    )
     train.add_argument(
         "--model", choices=("st-transformer", "diffrecon"), default="st-transformer",
         help="the model to train (the options from --spatial to --no-day-pool are the "
@@ -315,11 +317,16 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_cmd_train)
 
     impute = sub.add_parser("impute", help="fill a contract NetCDF with a trained checkpoint")  # fmt: skip
-    impute.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    impute.add_argument(
+        "--data", type=Path, required=True, help="contract NetCDF, or a Zarr store (.zarr)"
+    )
     impute.add_argument("--model", type=Path, required=True, help="checkpoint directory")
     impute.add_argument("--device", type=device, help=DEVICE_HELP)
     impute.add_argument(
-        "--out", type=Path, required=True, help="NetCDF: the input plus soil_moisture_imputed"
+        "--out",
+        type=Path,
+        required=True,
+        help="NetCDF, or a Zarr store (.zarr): the input plus soil_moisture_imputed",
     )
     impute.add_argument(
         "--quantiles", type=quantile_levels,
@@ -329,7 +336,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     impute.set_defaults(func=_cmd_impute)
 
     bench = sub.add_parser("benchmark", help="the paper's hold-out protocol over several models")
-    bench.add_argument("--data", type=Path, required=True, help="contract NetCDF")
+    bench.add_argument(
+        "--data", type=Path, required=True, help="contract NetCDF, or a Zarr store (.zarr)"
+    )
     bench.add_argument(
         "--models",
         default=",".join(BASELINES),

@@ -1,4 +1,5 @@
-"""Data: the contract, the built-in TxSON scenario, selection, NetCDF input/output and readers."""
+"""Data: the contract, the built-in TxSON scenario, selection, NetCDF and Zarr input/output and
+readers."""
 
 from .contract import (
     DYNAMIC_COVARIATES,
@@ -12,7 +13,7 @@ from .contract import (
     land_cover_classes,
     validate,
 )
-from .io import atomic_write, open_dataset, write_netcdf
+from .io import atomic_write, open_dataset, write_dataset, write_netcdf
 from .selection import REGIONS, parse_region, select_region, select_time, station_cells
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "select_time",
     "station_cells",
     "validate",
+    "write_dataset",
     "write_netcdf",
 ]

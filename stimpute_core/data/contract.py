@@ -175,11 +175,13 @@ def _check_axis(ds: xr.Dataset, name: str, problems: list[str]) -> None:
 
 
 def _check_range(name: str, var: xr.DataArray, problems: list[str]) -> None:
-    v = np.asarray(var.values, dtype=float)
-    finite = v[np.isfinite(v)]
-    if finite.size == 0:
+    if var.size == 0:
         return
-    lo, hi = float(finite.min()), float(finite.max())
+    # Reductions, not .values: a Dask-backed cube (a Zarr store) is checked tile by tile.
+    bounds = xr.Dataset({"lo": var.min(skipna=True), "hi": var.max(skipna=True)}).compute()
+    lo, hi = float(bounds["lo"]), float(bounds["hi"])
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return
     if lo < VALID_RANGE[0] or hi > VALID_RANGE[1]:
         problems.append(
             f"variable '{name}' has values {lo:.3g}..{hi:.3g}: expected volumetric soil moisture "
@@ -311,7 +313,7 @@ def validate(
         require_observed
         and TARGET in ds.data_vars
         and ds[TARGET].size
-        and not bool(np.isfinite(ds[TARGET].values).any())
+        and not bool(ds[TARGET].notnull().any())
     ):
         problems.append(f"variable '{TARGET}' has no observed (non-NaN) value in this selection")
     if TARGET in ds.data_vars and ds[TARGET].size == 0:
