@@ -29,6 +29,7 @@ from .common import (
     seed,
 )
 from .common import eprint as _eprint
+from .tiled import add_tiled_options, cmd_impute_tiled, wants_tiles
 
 
 def _training_bar(quiet: bool):
@@ -143,6 +144,8 @@ def _cmd_impute(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     if args.out.absolute() == args.data.absolute():
         raise ValueError(f"--out {args.out} is the input file: give another path")
+    if wants_tiles(args):
+        return cmd_impute_tiled(args)
     ds = open_dataset(args.data)
     model = load_model(args.model, device=args.device)
     if args.quantiles and not is_probabilistic(model):
@@ -320,7 +323,10 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     impute.add_argument(
         "--data", type=Path, required=True, help="contract NetCDF, or a Zarr store (.zarr)"
     )
-    impute.add_argument("--model", type=Path, required=True, help="checkpoint directory")
+    impute.add_argument(
+        "--model", type=Path, required=True,
+        help="checkpoint directory, or for a tiled run a per-cell model's name",
+    )  # fmt: skip
     impute.add_argument("--device", type=device, help=DEVICE_HELP)
     impute.add_argument(
         "--out",
@@ -333,6 +339,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         help="also write soil_moisture_quantile(quantile, time, y, x) at these levels, e.g. "
         "0.05,0.5,0.95 (calibrated intervals; observed entries keep their value in each)",
     )  # fmt: skip
+    add_tiled_options(impute)
     impute.set_defaults(func=_cmd_impute)
 
     bench = sub.add_parser("benchmark", help="the paper's hold-out protocol over several models")

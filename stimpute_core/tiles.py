@@ -1,0 +1,229 @@
+"""Tiled imputation of a Zarr store: one task per space tile, run on Dask, written as tiles
+finish, restartable.
+
+A model whose value at a cell depends on that cell's own series alone (:data:`TILED_MODELS`)
+gives the same field fitted on a tile as on the whole region, so a region larger than memory is
+imputed tile by tile: each task reads one tile of the input store (the whole time axis of
+``tile`` × ``tile`` cells), fits the model there, imputes it and writes its
+``soil_moisture_imputed`` into the output store's matching chunk. Memory per worker is bounded
+by one tile; tasks share nothing but the two stores. (``climatology`` pools its seasonal cycle
+over the region and ``regression`` standardises its inputs over it, so they are not tiled.)
+
+The one difference from an untiled run: a cell never observed gets the model's fallback (the
+mean of the observed cells) of its tile rather than of the whole region.
+
+Nothing half written is ever read: the output is built in ``.<name>.partial`` beside the target
+and takes the target's place only when every tile is done. Each finished tile leaves a marker
+(written after its chunk), so a run that is killed and started again with the same input, model
+and tile skips the finished tiles; a partial store of other settings is started afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .data.atomic import atomic_write, check_creatable
+from .data.contract import TARGET
+from .data.zarr_io import DEFAULT_TILE, KEPT_ENCODING, SUFFIX, is_store, open_zarr
+from .models import make_imputer
+from .models.base import OUTPUT_NAME
+
+#: Registered models that impute each cell from its own series, checked against an untiled run
+#: by the tests.
+TILED_MODELS = ("mean", "linear", "kalman", "coarse")
+#: The folder of a partial output that holds the run's settings and the finished-tile markers.
+RUN_DIR = "_tiled_run"
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One space tile: rows ``y0:y1`` and columns ``x0:x1`` of the grid, and its number."""
+
+    index: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def region(self) -> dict[str, slice]:
+        return {"y": slice(self.y0, self.y1), "x": slice(self.x0, self.x1)}
+
+
+def plan_tiles(ny: int, nx: int, tile: int = DEFAULT_TILE) -> list[Tile]:
+    """The tiles of a ``ny`` × ``nx`` grid, row by row (edge tiles smaller)."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile={tile!r}: expected a whole number of cells, 1 or more")
+    tiles = []
+    for y0 in range(0, ny, tile):
+        for x0 in range(0, nx, tile):
+            tiles.append(Tile(len(tiles), y0, min(y0 + tile, ny), x0, min(x0 + tile, nx)))
+    return tiles
+
+
+def store_tile(ds: xr.Dataset) -> int:
+    """The tile size of a store opened lazily: its target's chunk along ``y`` and ``x``;
+    ValueError when the two differ or the store is not chunked."""
+    chunks = ds[TARGET].chunksizes
+    if not chunks:
+        raise ValueError(f"'{TARGET}' is not chunked: open the store with open_zarr")
+    ys, xs = chunks["y"], chunks["x"]
+    if ys[0] != xs[0]:
+        raise ValueError(f"the store's tiles are {ys[0]} x {xs[0]} cells: give --tile")
+    return int(ys[0])
+
+
+def _run_key(source: Path, model: str, tile: int, ds: xr.Dataset) -> dict[str, Any]:
+    """What a partial output must match to be resumed: input, model, tile and grid."""
+    meta = source / ".zmetadata"
+    digest = hashlib.sha256(meta.read_bytes() if meta.is_file() else str(source).encode())
+    return {
+        "input": str(source.resolve()),
+        "input_metadata": digest.hexdigest()[:16],
+        "model": model,
+        "tile": tile,
+        "shape": [int(ds.sizes[d]) for d in ("time", "y", "x")],
+    }
+
+
+def _start(partial: Path, ds: xr.Dataset, key: dict[str, Any], tile: int) -> set[int]:
+    """The partial output to write into (created afresh unless it holds a run of ``key``) and
+    the tiles it already has."""
+    run = partial / RUN_DIR
+    settings = run / "settings.json"
+    if is_store(partial) and settings.is_file():
+        try:
+            same = json.loads(settings.read_text()) == key
+        except ValueError:
+            same = False
+        if same:
+            return {int(p.stem) for p in run.glob("*.done")}
+    shutil.rmtree(partial, ignore_errors=True)
+    template = ds.chunk({"y": tile, "x": tile, "time": ds.sizes["time"]})
+    for var in template.variables.values():
+        var.encoding = {k: v for k, v in var.encoding.items() if k in KEPT_ENCODING}
+    # The input's variables are copied chunk by chunk; the output's chunks are left to the
+    # tiles (compute=False writes its metadata only).
+    template.to_zarr(partial, mode="w", zarr_format=2, consolidated=True)
+    imputer = make_imputer(key["model"])
+    attrs = {
+        "long_name": "imputed soil moisture",
+        "units": "m3/m3",
+        "model": imputer.name,
+        "model_settings": json.dumps(imputer.get_params(), default=str, sort_keys=True),
+        "tiled": f"fitted and imputed in tiles of {tile} x {tile} cells",
+    }
+    empty = xr.zeros_like(template[TARGET], dtype=np.float32).rename(OUTPUT_NAME)
+    empty.attrs = attrs
+    empty.encoding = {}
+    addition = empty.to_dataset()
+    addition.attrs = dict(ds.attrs)  # appending writes the group's attributes again
+    addition.to_zarr(partial, mode="a", zarr_format=2, consolidated=True, compute=False)
+    run.mkdir()
+    atomic_write(settings, lambda tmp: tmp.write_text(json.dumps(key, indent=1)))
+    return set()
+
+
+def impute_tile(source: str, partial: str, model: str, tile: Tile) -> dict[str, Any]:
+    """Fit ``model`` on one tile of the store ``source``, impute it, write the result into
+    the partial output and leave the tile's marker. Returns the tile's timings."""
+    t0 = time.perf_counter()
+    ds = open_zarr(source, check=False).isel(tile.region).load()
+    field = make_imputer(model).fit(ds).impute(ds)
+    values = np.asarray(field.values, dtype=np.float32)
+    out = xr.Dataset({OUTPUT_NAME: (("time", "y", "x"), values)})
+    out.to_zarr(partial, region={"time": slice(None), **tile.region}, zarr_format=2)
+    marker = Path(partial) / RUN_DIR / f"{tile.index}.done"
+    atomic_write(marker, lambda tmp: tmp.write_text(""))
+    return {"tile": tile.index, "cells": (tile.y1 - tile.y0) * (tile.x1 - tile.x0),
+            "seconds": time.perf_counter() - t0}  # fmt: skip
+
+
+def impute_tiled(
+    source: str | os.PathLike,
+    model: str,
+    out: str | os.PathLike,
+    *,
+    tile: int | None = None,
+    client: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Impute the Zarr store ``source`` with the registered per-cell ``model`` tile by tile
+    into the store ``out`` (the input plus ``soil_moisture_imputed``), on the Dask
+    ``distributed.Client`` ``client`` (in this process, one tile after another, when None).
+
+    ``tile`` defaults to the input's chunks. A killed run restarts where it stopped (module
+    text); ``progress(done, total)`` is called as tiles finish. Returns the run's summary:
+    tiles, tiles skipped, cells, seconds.
+    """
+    if model not in TILED_MODELS:
+        raise ValueError(
+            f"--model {model!r} cannot be imputed tile by tile: expected one of "
+            f"{', '.join(TILED_MODELS)} (models that impute each cell from its own series)"
+        )
+    source, out = Path(source), Path(out)
+    if out.suffix.lower() != SUFFIX:
+        raise ValueError(f"{out}: a tiled imputation writes a Zarr store (a name ending .zarr)")
+    if out.exists() and not is_store(out):
+        raise ValueError(f"{out} exists and is not a Zarr store: refusing to replace it")
+    if out.resolve() == source.resolve():
+        raise ValueError(f"{out} is the input store: give another path")
+    check_creatable(out, str(out))
+    ds = open_zarr(source)
+    size = store_tile(ds) if tile is None else tile
+    tiles = plan_tiles(ds.sizes["y"], ds.sizes["x"], size)
+    partial = out.with_name(f".{out.name}.partial")
+    done = _start(partial, ds, _run_key(source, model, size, ds), size)
+    todo = [t for t in tiles if t.index not in done]
+    t0 = time.perf_counter()
+    finished = len(tiles) - len(todo)
+    if progress is not None:
+        progress(finished, len(tiles))
+    if client is None:
+        results = []
+        for t in todo:
+            results.append(impute_tile(str(source), str(partial), model, t))
+            finished += 1
+            if progress is not None:
+                progress(finished, len(tiles))
+    else:
+        from distributed import as_completed
+
+        futures = [
+            client.submit(impute_tile, str(source), str(partial), model, t, pure=False)
+            for t in todo
+        ]
+        results = []
+        for future in as_completed(futures):
+            results.append(future.result())
+            finished += 1
+            if progress is not None:
+                progress(finished, len(tiles))
+    shutil.rmtree(partial / RUN_DIR)
+    old = out.with_name(f".{out.name}.old")
+    if out.exists():  # the previous output goes aside until the new one is in place
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+    os.replace(partial, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return {
+        "tiles": len(tiles),
+        "skipped": len(tiles) - len(todo),
+        "cells": int(ds.sizes["y"] * ds.sizes["x"]),
+        "seconds": time.perf_counter() - t0,
+        "tile_seconds": [r["seconds"] for r in results],
+    }
+
+
+__all__ = ["TILED_MODELS", "Tile", "impute_tile", "impute_tiled", "plan_tiles", "store_tile"]

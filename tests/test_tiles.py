@@ -1,0 +1,130 @@
+"""Tiled imputation of a Zarr store (:mod:`stimpute_core.tiles`): the same field as an untiled
+run, restart after a killed run, refusals, a two-process Dask cluster and the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from stimpute_core import tiles
+from stimpute_core.cli import main
+from stimpute_core.data.grid import GridBox
+from stimpute_core.data.scenario import ScenarioConfig, make_scenario
+from stimpute_core.data.zarr_io import open_zarr, write_zarr
+from stimpute_core.models import make_imputer
+from stimpute_core.models.base import OUTPUT_NAME
+
+pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
+
+
+@pytest.fixture(scope="module")
+def cube():
+    box = GridBox(row0=3400, col0=7600, nrows=11, ncols=9)
+    cfg = ScenarioConfig(seed=4, start="2019-01-01", end="2019-12-31", box=box, n_stations=3)
+    return make_scenario(cfg).load()
+
+
+@pytest.fixture(scope="module")
+def store(cube, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiles") / "in.zarr"
+    write_zarr(cube, path, tile=4)  # 3 x 3 tiles, the last row and column narrower
+    return path
+
+
+def test_plan_covers_the_grid_once():
+    plan = tiles.plan_tiles(11, 9, 4)
+    cover = np.zeros((11, 9), int)
+    for t in plan:
+        cover[t.y0 : t.y1, t.x0 : t.x1] += 1
+    assert len(plan) == 9 and (cover == 1).all() and [t.index for t in plan] == list(range(9))
+    with pytest.raises(ValueError, match="tile=0"):
+        tiles.plan_tiles(11, 9, 0)
+
+
+@pytest.mark.parametrize("model", tiles.TILED_MODELS)
+def test_tiled_equals_untiled(model, cube, store, tmp_path):
+    summary = tiles.impute_tiled(store, model, tmp_path / "out.zarr")
+    assert summary["tiles"] == 9 and summary["skipped"] == 0
+    out = open_zarr(tmp_path / "out.zarr", check=False)
+    whole = make_imputer(model).fit(cube).impute(cube)
+    np.testing.assert_allclose(out[OUTPUT_NAME].values, whole.values, atol=1e-5, rtol=0)
+    assert out[OUTPUT_NAME].attrs["model"] == model
+    xr.testing.assert_identical(out.drop_vars(OUTPUT_NAME).load(), open_zarr(store).load())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]  # no partial left
+
+
+def test_a_killed_run_restarts_where_it_stopped(cube, store, tmp_path, monkeypatch):
+    out = tmp_path / "out.zarr"
+    real, ran = tiles.impute_tile, []
+
+    def dies_after_three(source, partial, model, tile):
+        if len(ran) == 3:
+            raise KeyboardInterrupt  # the run is killed mid-way
+        ran.append(tile.index)
+        return real(source, partial, model, tile)
+
+    monkeypatch.setattr(tiles, "impute_tile", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        tiles.impute_tiled(store, "linear", out)
+    assert not out.exists()  # nothing half finished under the output's name
+    monkeypatch.setattr(tiles, "impute_tile", lambda *a: (ran.append(a[3].index), real(*a))[1])
+    summary = tiles.impute_tiled(store, "linear", out)
+    assert summary["skipped"] == 3 and sorted(ran) == list(range(9))  # each tile once
+    whole = make_imputer("linear").fit(cube).impute(cube).values
+    np.testing.assert_allclose(
+        open_zarr(out, check=False)[OUTPUT_NAME].values, whole, atol=1e-5, rtol=0
+    )
+
+
+def test_a_partial_run_of_other_settings_starts_afresh(cube, store, tmp_path, monkeypatch):
+    out = tmp_path / "out.zarr"
+    real = tiles.impute_tile
+    calls = []
+
+    def once(*args):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(args[3].index)
+        return real(*args)
+
+    monkeypatch.setattr(tiles, "impute_tile", once)
+    with pytest.raises(KeyboardInterrupt):
+        tiles.impute_tiled(store, "mean", out)
+    monkeypatch.undo()
+    summary = tiles.impute_tiled(store, "coarse", out)  # another model: nothing reused
+    assert summary["skipped"] == 0
+    whole = make_imputer("coarse").fit(cube).impute(cube).values
+    np.testing.assert_allclose(
+        open_zarr(out, check=False)[OUTPUT_NAME].values, whole, atol=1e-5, rtol=0
+    )
+
+
+def test_what_cannot_be_tiled_is_refused(store, tmp_path):
+    with pytest.raises(ValueError, match="'regression' cannot be imputed tile by tile"):
+        tiles.impute_tiled(store, "regression", tmp_path / "out.zarr")
+    with pytest.raises(ValueError, match="writes a Zarr store"):
+        tiles.impute_tiled(store, "mean", tmp_path / "out.nc")
+    folder = tmp_path / "keep.zarr"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a Zarr store"):
+        tiles.impute_tiled(store, "mean", folder)
+    assert (folder / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="input store"):
+        tiles.impute_tiled(store, "mean", store)
+
+
+@pytest.mark.slow
+def test_two_dask_worker_processes_give_the_same_field(cube, store, tmp_path, capsys):
+    out = tmp_path / "out.zarr"
+    argv = ["impute", "--data", str(store), "--model", "kalman", "--out", str(out)]
+    assert main([*argv, "--workers", "2", "--worker-memory", "1GB"]) == 0
+    err = capsys.readouterr().err
+    assert "Dask dashboard: http" in err and "9 tiles" in err
+    whole = make_imputer("kalman").fit(cube).impute(cube).values
+    np.testing.assert_allclose(
+        open_zarr(out, check=False)[OUTPUT_NAME].values, whole, atol=1e-5, rtol=0
+    )
+    assert main([*argv, "--quantiles", "0.05,0.95"]) == 2
+    assert "field only" in capsys.readouterr().err
