@@ -9,8 +9,10 @@ imputed tile by tile: each task reads one tile of the input store (the whole tim
 by one tile; tasks share nothing but the two stores. (``climatology`` pools its seasonal cycle
 over the region and ``regression`` standardises its inputs over it, so they are not tiled.)
 
-The one difference from an untiled run: a cell never observed gets the model's fallback (the
-mean of the observed cells) of its tile rather than of the whole region.
+The differences from an untiled run: a cell never observed gets the model's fallback (the mean
+of the observed cells) of its tile rather than of the whole region, and a tile with no
+observation at all (open water, outside every swath) is left NaN rather than filled with the
+region's mean.
 
 Nothing half written is ever read: the output is built in ``.<name>.partial`` beside the target
 and takes the target's place only when every tile is done. Each finished tile leaves a marker
@@ -140,14 +142,17 @@ def impute_tile(source: str, partial: str, model: str, tile: Tile) -> dict[str, 
     the partial output and leave the tile's marker. Returns the tile's timings."""
     t0 = time.perf_counter()
     ds = open_zarr(source, check=False).isel(tile.region).load()
-    field = make_imputer(model).fit(ds).impute(ds)
-    values = np.asarray(field.values, dtype=np.float32)
+    observed = bool(ds[TARGET].notnull().any())
+    if observed:
+        values = np.asarray(make_imputer(model).fit(ds).impute(ds).values, dtype=np.float32)
+    else:  # nothing seen in the tile (open water, outside every swath): nothing to impute from
+        values = np.full(ds[TARGET].shape, np.nan, dtype=np.float32)
     out = xr.Dataset({OUTPUT_NAME: (("time", "y", "x"), values)})
     out.to_zarr(partial, region={"time": slice(None), **tile.region}, zarr_format=2)
     marker = Path(partial) / RUN_DIR / f"{tile.index}.done"
     atomic_write(marker, lambda tmp: tmp.write_text(""))
     return {"tile": tile.index, "cells": (tile.y1 - tile.y0) * (tile.x1 - tile.x0),
-            "seconds": time.perf_counter() - t0}  # fmt: skip
+            "observed": observed, "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
 def impute_tiled(
@@ -222,6 +227,7 @@ def impute_tiled(
         "skipped": len(tiles) - len(todo),
         "cells": int(ds.sizes["y"] * ds.sizes["x"]),
         "seconds": time.perf_counter() - t0,
+        "empty_tiles": sum(not r["observed"] for r in results),
         "tile_seconds": [r["seconds"] for r in results],
     }
 

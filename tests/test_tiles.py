@@ -100,6 +100,19 @@ def test_a_partial_run_of_other_settings_starts_afresh(cube, store, tmp_path, mo
     )
 
 
+def test_a_tile_without_observations_is_left_empty(cube, tmp_path):
+    values = cube["soil_moisture"].values.copy()
+    values[:, :4, :4] = np.nan  # the first tile (4 x 4 cells) never observed
+    blind = cube.assign(soil_moisture=cube["soil_moisture"].copy(data=values))
+    write_zarr(blind, tmp_path / "in.zarr", tile=4)
+    summary = tiles.impute_tiled(tmp_path / "in.zarr", "mean", tmp_path / "out.zarr")
+    field = open_zarr(tmp_path / "out.zarr", check=False)[OUTPUT_NAME].values
+    assert summary["empty_tiles"] == 1 and np.isnan(field[:, :4, :4]).all()
+    rest = blind.isel(y=slice(4, None))
+    whole = make_imputer("mean").fit(rest).impute(rest).values
+    np.testing.assert_allclose(field[:, 4:], whole, atol=1e-5, rtol=0)
+
+
 def test_what_cannot_be_tiled_is_refused(store, tmp_path):
     with pytest.raises(ValueError, match="'regression' cannot be imputed tile by tile"):
         tiles.impute_tiled(store, "regression", tmp_path / "out.zarr")
