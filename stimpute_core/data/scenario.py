@@ -2,7 +2,7 @@
 
 The real SMAP/Sentinel-1 granules and TxSON records cannot be downloaded everywhere, so the app,
 notebooks and tests run by default on this scenario, generated from a process, not noise (see
-:mod:`.scenario_processes`) on the TxSON 36 km EASE-Grid 2.0 cell. This module holds its
+:mod:`.scenario_processes`, observed as :mod:`.scenario_observations` describes) on the TxSON 36 km EASE-Grid 2.0 cell. This module holds its
 configuration, :func:`make_scenario` and the NetCDF cache (:func:`load_scenario`, written
 atomically). One seeded generator draws everything, so a configuration always yields the same
 Dataset.
@@ -24,17 +24,19 @@ from .cache import default_cache_dir  # also imported from here (app, benchmarks
 from .contract import IGBP_CLASSES, validate
 from .grid import EASE2_CRS, TXSON_BOX, GridBox, grid_coords
 from .io import open_dataset, write_netcdf
-from .scenario_processes import (
-    LAND_COVER_CODES,
-    MONTHLY_PRCP_MM,
+from .scenario_observations import (
     S1B_PERIOD,
     SMAP_OUTAGE,
     _observation_mask,
-    _precipitation,
     _retrieve,
     _sm_36km,
-    _static_layers,
     _stations,
+)
+from .scenario_processes import (
+    LAND_COVER_CODES,
+    MONTHLY_PRCP_MM,
+    _precipitation,
+    _static_layers,
     _water_balance,
     _weather,
 )
@@ -80,6 +82,46 @@ class ScenarioConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+GRID3 = ("time", "y", "x")
+#: Units and long names of the scenario's grid variables (shared with the regional scenario).
+VARIABLES = {
+    name: {"units": units, "long_name": long_name}
+    for name, units, long_name in (
+        ("soil_moisture", "m3/m3", "retrieved 1 km soil moisture (0-5 cm)"),
+        ("soil_moisture_true", "m3/m3", "true 0-5 cm soil moisture (synthetic)"),
+        ("prcp", "mm/day", "daily total precipitation"),
+        ("tmax", "degrees C", "daily maximum 2 m air temperature"),
+        ("tmin", "degrees C", "daily minimum 2 m air temperature"),
+        ("srad", "W/m2", "daylight-average shortwave radiation"),
+        ("vp", "Pa", "daily average water vapour pressure"),
+        ("sm_36km", "m3/m3", "SMAP L3 36 km soil moisture (coarse)"),
+        ("elevation", "m", "elevation"),
+        ("slope", "degrees", "terrain slope"),
+        ("aspect", "degrees", "terrain aspect (clockwise from north)"),
+        ("clay", "%", "clay fraction 0-5 cm"),
+        ("sand", "%", "sand fraction 0-5 cm"),
+        ("bulk_density", "g/cm3", "bulk density 0-5 cm"),
+        ("soc", "g/kg", "soil organic carbon 0-5 cm"),
+    )
+}
+#: The static float layers, in the order they are written.
+STATIC = ("elevation", "slope", "aspect", "clay", "sand", "bulk_density", "soc")
+
+
+def land_cover_variable(land_cover: np.ndarray) -> tuple:
+    """The ``land_cover`` variable (IGBP codes with their flag meanings) of a scenario."""
+    classes = {c: IGBP_CLASSES[c] for c in LAND_COVER_CODES}
+    return (
+        ("y", "x"),
+        land_cover.astype(np.int16),
+        {
+            "long_name": "IGBP land cover (MODIS MCD12Q1 LC_Type1)",
+            "flag_values": np.array(list(classes), dtype=np.int16),
+            "flag_meanings": " ".join(classes.values()),
+        },
+    )
+
+
 def make_scenario(
     cfg: ScenarioConfig | None = None,
     *,
@@ -108,49 +150,21 @@ def make_scenario(
     report("stations")
     st = _stations(rng, times, truth, x, y, cfg.n_stations)
 
-    grid3 = ("time", "y", "x")
-    f32 = np.float32
-
-    def var(dims, values, units, long_name, **attrs):
-        return (
-            dims,
-            np.asarray(values, dtype=f32),
-            {"units": units, "long_name": long_name, **attrs},
-        )
-
-    classes = {c: IGBP_CLASSES[c] for c in LAND_COVER_CODES}
+    fields = {
+        "soil_moisture": soil_moisture, "soil_moisture_true": truth, "prcp": prcp,
+        "tmax": weather["tmax"], "tmin": weather["tmin"], "srad": weather["srad"],
+        "vp": weather["vp"], "sm_36km": sm36,
+    }  # fmt: skip
     ds = xr.Dataset(
         {
-            "soil_moisture": var(
-                grid3, soil_moisture, "m3/m3", "retrieved 1 km soil moisture (0-5 cm)"
-            ),
-            "soil_moisture_true": var(
-                grid3, truth, "m3/m3", "true 0-5 cm soil moisture (synthetic)"
-            ),
-            "prcp": var(grid3, prcp, "mm/day", "daily total precipitation"),
-            "tmax": var(grid3, weather["tmax"], "degrees C", "daily maximum 2 m air temperature"),
-            "tmin": var(grid3, weather["tmin"], "degrees C", "daily minimum 2 m air temperature"),
-            "srad": var(grid3, weather["srad"], "W/m2", "daylight-average shortwave radiation"),
-            "vp": var(grid3, weather["vp"], "Pa", "daily average water vapour pressure"),
-            "sm_36km": var(grid3, sm36, "m3/m3", "SMAP L3 36 km soil moisture (coarse)"),
-            "elevation": var(("y", "x"), static["elevation"], "m", "elevation"),
-            "slope": var(("y", "x"), static["slope"], "degrees", "terrain slope"),
-            "aspect": var(
-                ("y", "x"), static["aspect"], "degrees", "terrain aspect (clockwise from north)"
-            ),
-            "clay": var(("y", "x"), static["clay"], "%", "clay fraction 0-5 cm"),
-            "sand": var(("y", "x"), static["sand"], "%", "sand fraction 0-5 cm"),
-            "bulk_density": var(("y", "x"), static["bulk_density"], "g/cm3", "bulk density 0-5 cm"),
-            "soc": var(("y", "x"), static["soc"], "g/kg", "soil organic carbon 0-5 cm"),
-            "land_cover": (
-                ("y", "x"),
-                static["land_cover"].astype(np.int16),
-                {
-                    "long_name": "IGBP land cover (MODIS MCD12Q1 LC_Type1)",
-                    "flag_values": np.array(list(classes), dtype=np.int16),
-                    "flag_meanings": " ".join(classes.values()),
-                },
-            ),
+            **{
+                n: (GRID3, np.asarray(v, np.float32), dict(VARIABLES[n])) for n, v in fields.items()
+            },
+            **{
+                n: (("y", "x"), np.asarray(static[n], np.float32), dict(VARIABLES[n]))
+                for n in STATIC
+            },
+            "land_cover": land_cover_variable(static["land_cover"]),
             "insitu": (
                 ("station", "time"),
                 st["insitu"],
