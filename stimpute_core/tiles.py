@@ -14,6 +14,15 @@ of the observed cells) of its tile rather than of the whole region, and a tile w
 observation at all (open water, outside every swath) is left NaN rather than filled with the
 region's mean.
 
+A fitted ST-Transformer (a ``stimpute train`` checkpoint of a model that works from each cell's
+own inputs, ``transferable``) is imputed tile by tile too: it is fitted once, elsewhere, and
+each task only applies it. Its value at a cell depends on the inputs of that cell's patch alone
+(patches of ``P`` × ``P`` cells on a grid anchored at the region's corner; attention never
+crosses a patch), so each task reads its tile widened to whole patches (a halo of up to
+``P - 1`` cells on the far sides, none when the tile is a multiple of ``P``) and keeps its own
+cells: the field equals an untiled imputation's. Memory per task is that of the widened tile's
+encoded inputs (about ``4 * days * cells * channels`` bytes, some 40 channels).
+
 Nothing half written is ever read: the output is built in ``.<name>.partial`` beside the target
 and takes the target's place only when every tile is done. Each finished tile leaves a marker
 (written after its chunk), so a run that is killed and started again with the same input, model
@@ -86,17 +95,62 @@ def store_tile(ds: xr.Dataset) -> int:
     return int(ys[0])
 
 
+def is_checkpoint(model: str | os.PathLike) -> bool:
+    """Whether ``model`` names a checkpoint folder (a ``config.json`` in it), not a model name."""
+    return (Path(model) / "config.json").is_file()
+
+
+def _checkpoint_digest(path: Path) -> str:
+    """A digest of a checkpoint's files (names, sizes and the configuration's bytes)."""
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for f in sorted(path.iterdir()):
+        h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+_LOADED: dict[str, Any] = {}
+
+
+def _fitted(model: str) -> Any:
+    """The checkpoint at ``model``, loaded once per process (a worker imputes many tiles) and
+    again when its files change."""
+    key = f"{Path(model).resolve()}:{_checkpoint_digest(Path(model))}"
+    if key not in _LOADED:
+        from .models.saved import load_model
+
+        _LOADED.clear()
+        _LOADED[key] = load_model(model, device="cpu")
+    return _LOADED[key]
+
+
+def patch_of(model: str) -> int:
+    """The patch size of a checkpoint that can be imputed tile by tile; ValueError saying why
+    another cannot."""
+    fitted = _fitted(model)
+    net = getattr(fitted, "net_", None)
+    if net is None or not hasattr(net, "cfg") or not getattr(fitted, "transferable", False):
+        raise ValueError(
+            f"--model {model}: this checkpoint cannot be imputed tile by tile (only an "
+            "ST-Transformer whose inputs are each cell's own: prior none or boosting)"
+        )
+    return int(net.cfg.patch)
+
+
 def _run_key(source: Path, model: str, tile: int, ds: xr.Dataset) -> dict[str, Any]:
     """What a partial output must match to be resumed: input, model, tile and grid."""
     meta = source / ".zmetadata"
     digest = hashlib.sha256(meta.read_bytes() if meta.is_file() else str(source).encode())
-    return {
+    key = {
         "input": str(source.resolve()),
         "input_metadata": digest.hexdigest()[:16],
         "model": model,
         "tile": tile,
         "shape": [int(ds.sizes[d]) for d in ("time", "y", "x")],
     }
+    if is_checkpoint(model):
+        key["model"] = str(Path(model).resolve())
+        key["checkpoint"] = _checkpoint_digest(Path(model))
+    return key
 
 
 def _start(partial: Path, ds: xr.Dataset, key: dict[str, Any], tile: int) -> set[int]:
@@ -118,13 +172,15 @@ def _start(partial: Path, ds: xr.Dataset, key: dict[str, Any], tile: int) -> set
     # The input's variables are copied chunk by chunk; the output's chunks are left to the
     # tiles (compute=False writes its metadata only).
     template.to_zarr(partial, mode="w", zarr_format=2, consolidated=True)
-    imputer = make_imputer(key["model"])
+    ckpt = "checkpoint" in key
+    imputer = _fitted(key["model"]) if ckpt else make_imputer(key["model"])
+    how = "imputed with the checkpoint" if ckpt else "fitted and imputed"
     attrs = {
         "long_name": "imputed soil moisture",
         "units": "m3/m3",
         "model": imputer.name,
         "model_settings": json.dumps(imputer.get_params(), default=str, sort_keys=True),
-        "tiled": f"fitted and imputed in tiles of {tile} x {tile} cells",
+        "tiled": f"{how} in tiles of {tile} x {tile} cells",
     }
     empty = xr.zeros_like(template[TARGET], dtype=np.float32).rename(OUTPUT_NAME)
     empty.attrs = attrs
@@ -137,16 +193,33 @@ def _start(partial: Path, ds: xr.Dataset, key: dict[str, Any], tile: int) -> set
     return set()
 
 
+def widened(tile: Tile, patch: int, ny: int, nx: int) -> Tile:
+    """``tile`` widened to whole patches of ``patch`` cells anchored at the grid's corner."""
+    y0, x0 = tile.y0 // patch * patch, tile.x0 // patch * patch
+    y1 = min(-(-tile.y1 // patch) * patch, ny)
+    x1 = min(-(-tile.x1 // patch) * patch, nx)
+    return Tile(tile.index, y0, y1, x0, x1)
+
+
 def impute_tile(source: str, partial: str, model: str, tile: Tile) -> dict[str, Any]:
-    """Fit ``model`` on one tile of the store ``source``, impute it, write the result into
-    the partial output and leave the tile's marker. Returns the tile's timings."""
+    """Fit ``model`` on one tile of the store ``source`` (or apply the checkpoint ``model`` to
+    the tile widened to whole patches), impute it, write the result into the partial output
+    and leave the tile's marker. Returns the tile's timings."""
     t0 = time.perf_counter()
-    ds = open_zarr(source, check=False).isel(tile.region).load()
+    store = open_zarr(source, check=False)
+    ds = store.isel(tile.region).load()
     observed = bool(ds[TARGET].notnull().any())
-    if observed:
-        values = np.asarray(make_imputer(model).fit(ds).impute(ds).values, dtype=np.float32)
-    else:  # nothing seen in the tile (open water, outside every swath): nothing to impute from
+    if not observed:  # nothing seen in the tile (open water, outside every swath)
         values = np.full(ds[TARGET].shape, np.nan, dtype=np.float32)
+    elif is_checkpoint(model):
+        fitted = _fitted(model)
+        wide = widened(tile, patch_of(model), store.sizes["y"], store.sizes["x"])
+        field = fitted.impute(store.isel(wide.region).load()).values
+        keep = (slice(None), slice(tile.y0 - wide.y0, tile.y1 - wide.y0),
+                slice(tile.x0 - wide.x0, tile.x1 - wide.x0))  # fmt: skip
+        values = np.asarray(field[keep], dtype=np.float32)
+    else:
+        values = np.asarray(make_imputer(model).fit(ds).impute(ds).values, dtype=np.float32)
     out = xr.Dataset({OUTPUT_NAME: (("time", "y", "x"), values)})
     out.to_zarr(partial, region={"time": slice(None), **tile.region}, zarr_format=2)
     marker = Path(partial) / RUN_DIR / f"{tile.index}.done"
@@ -164,18 +237,23 @@ def impute_tiled(
     client: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Impute the Zarr store ``source`` with the registered per-cell ``model`` tile by tile
-    into the store ``out`` (the input plus ``soil_moisture_imputed``), on the Dask
-    ``distributed.Client`` ``client`` (in this process, one tile after another, when None).
+    """Impute the Zarr store ``source`` with the registered per-cell ``model`` (or the
+    ST-Transformer checkpoint at ``model``) tile by tile into the store ``out`` (the input plus
+    ``soil_moisture_imputed``), on the Dask ``distributed.Client`` ``client`` (in this
+    process, one tile after another, when None).
 
     ``tile`` defaults to the input's chunks. A killed run restarts where it stopped (module
     text); ``progress(done, total)`` is called as tiles finish. Returns the run's summary:
     tiles, tiles skipped, cells, seconds.
     """
-    if model not in TILED_MODELS:
+    model = str(model)
+    if is_checkpoint(model):
+        patch_of(model)  # refuses a checkpoint that cannot be tiled, before any work
+    elif model not in TILED_MODELS:
         raise ValueError(
             f"--model {model!r} cannot be imputed tile by tile: expected one of "
-            f"{', '.join(TILED_MODELS)} (models that impute each cell from its own series)"
+            f"{', '.join(TILED_MODELS)} (models that impute each cell from its own series) "
+            "or an ST-Transformer checkpoint folder"
         )
     source, out = Path(source), Path(out)
     if out.suffix.lower() != SUFFIX:
@@ -186,6 +264,8 @@ def impute_tiled(
         raise ValueError(f"{out} is the input store: give another path")
     check_creatable(out, str(out))
     ds = open_zarr(source)
+    if is_checkpoint(model):  # the store's covariates, units and spacing, before any work
+        _fitted(model).check(ds.isel(y=slice(0, 1), x=slice(0, 1)).load())
     size = store_tile(ds) if tile is None else tile
     tiles = plan_tiles(ds.sizes["y"], ds.sizes["x"], size)
     partial = out.with_name(f".{out.name}.partial")
@@ -232,4 +312,14 @@ def impute_tiled(
     }
 
 
-__all__ = ["TILED_MODELS", "Tile", "impute_tile", "impute_tiled", "plan_tiles", "store_tile"]
+__all__ = [
+    "TILED_MODELS",
+    "Tile",
+    "impute_tile",
+    "impute_tiled",
+    "is_checkpoint",
+    "patch_of",
+    "plan_tiles",
+    "store_tile",
+    "widened",
+]

@@ -141,3 +141,44 @@ def test_two_dask_worker_processes_give_the_same_field(cube, store, tmp_path, ca
     )
     assert main([*argv, "--quantiles", "0.05,0.95"]) == 2
     assert "field only" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def st_checkpoint(tmp_path_factory):
+    """A tiny ST-Transformer (patches of 12 cells) fitted on another box, saved."""
+    from stimpute_core.models.st_transformer.model import STTransformerImputer
+
+    box = GridBox(row0=3400, col0=7600, nrows=12, ncols=12)
+    cfg = ScenarioConfig(seed=6, start="2019-01-01", end="2019-06-30", box=box, n_stations=2)
+    model = STTransformerImputer(profile="tiny", epochs=1, prior=None, seed=0)
+    model.fit(make_scenario(cfg))
+    return model.save(tmp_path_factory.mktemp("st") / "ckpt")
+
+
+def test_st_checkpoint_tiles_with_a_halo_equal_the_untiled_field(st_checkpoint, tmp_path):
+    """Tiles of 8 cells (not whole patches of 12) are widened to whole patches: every cell,
+    tile edges included, gets the untiled value."""
+    from stimpute_core.models.saved import load_model
+
+    box = GridBox(row0=3500, col0=7700, nrows=20, ncols=15)
+    cfg = ScenarioConfig(seed=7, start="2019-01-01", end="2019-06-30", box=box, n_stations=2)
+    region = make_scenario(cfg)
+    write_zarr(region, tmp_path / "in.zarr", tile=8)
+    assert tiles.widened(tiles.Tile(4, 8, 16, 8, 15), 12, 20, 15) == tiles.Tile(4, 0, 20, 0, 15)
+    summary = tiles.impute_tiled(tmp_path / "in.zarr", str(st_checkpoint), tmp_path / "out.zarr")
+    assert summary["tiles"] == 6
+    field = open_zarr(tmp_path / "out.zarr", check=False)[OUTPUT_NAME]
+    whole = load_model(st_checkpoint).impute(region).values
+    np.testing.assert_allclose(field.values, whole, atol=1e-5, rtol=0)
+    assert field.attrs["model"] == "st-transformer" and "checkpoint" in field.attrs["tiled"]
+    # Without the halo (each tile alone) the edge cells differ: the halo is what makes them equal.
+    alone = load_model(st_checkpoint).impute(region.isel(y=slice(8, 16), x=slice(8, 15))).values
+    assert np.abs(alone - whole[:, 8:16, 8:15]).max() > 1e-4
+
+
+def test_a_checkpoint_that_cannot_be_tiled_is_refused(st_checkpoint, store, tmp_path, monkeypatch):
+    fitted = tiles._fitted(str(st_checkpoint))
+    monkeypatch.setattr(type(fitted), "transferable", property(lambda self: False))
+    with pytest.raises(ValueError, match="cannot be imputed tile by tile"):
+        tiles.impute_tiled(store, str(st_checkpoint), tmp_path / "out.zarr")
+    assert not (tmp_path / "out.zarr").exists()

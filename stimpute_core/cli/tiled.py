@@ -15,8 +15,8 @@ from .common import eprint
 def add_tiled_options(parser: argparse.ArgumentParser) -> None:
     """The options of a tiled imputation on the ``impute`` parser."""
     group = parser.add_argument_group(
-        "tiled imputation (a .zarr --data and --out, and a per-cell --model name: mean, "
-        "linear, kalman or coarse)"
+        "tiled imputation (a .zarr --data and --out; --model a per-cell model's name: mean, "
+        "linear, kalman or coarse, or an ST-Transformer checkpoint)"
     )
     where = group.add_mutually_exclusive_group()
     where.add_argument(
@@ -30,11 +30,16 @@ def add_tiled_options(parser: argparse.ArgumentParser) -> None:
 
 
 def wants_tiles(args: argparse.Namespace) -> bool:
-    """Whether ``impute`` was asked for a tiled run (a registered per-cell model's name)."""
+    """Whether ``impute`` was asked for a tiled run: a registered per-cell model's name, a
+    tiling option, or a Zarr store in and out without ``--quantiles``."""
+    from ..data.zarr_io import is_zarr
     from ..tiles import TILED_MODELS
 
-    return str(args.model) in TILED_MODELS or any(
-        getattr(args, name) is not None for name in ("workers", "scheduler", "tile")
+    stores = is_zarr(args.data) and is_zarr(args.out) and not args.quantiles
+    return (
+        str(args.model) in TILED_MODELS
+        or stores
+        or any(getattr(args, name) is not None for name in ("workers", "scheduler", "tile"))
     )
 
 
