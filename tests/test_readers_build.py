@@ -1,5 +1,7 @@
 """End to end: a recipe of tiny real-layout files becomes one contract Dataset."""
 
+import re
+
 import numpy as np
 import pytest
 import rasterio
@@ -13,6 +15,7 @@ from stimpute_core.data import station_cells, validate
 from stimpute_core.data.grid import TXSON_BOX, grid_coords
 from stimpute_core.data.readers import ReaderError
 from stimpute_core.data.readers.build import build_from_recipe, load_recipe
+from stimpute_core.data.zarr_io import write_zarr
 
 ROWS = np.arange(TXSON_BOX.row0, TXSON_BOX.row0 + 36)
 COLS = np.arange(TXSON_BOX.col0, TXSON_BOX.col0 + 36)
@@ -105,6 +108,53 @@ def test_build_command(recipe, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "36 x 36 cells" in captured.out and "skipped" in captured.err
     assert main(["data", "info", str(out)]) == 0
+
+
+def _unordered(text: str) -> list[list[str]]:
+    """A description's lines, each list of names in any order (a store lists its variables
+    alphabetically, a Dataset built in memory in the order they were added)."""
+    return [sorted(re.split(r",\s|\s{2,}", line)) for line in text.splitlines()]
+
+
+@pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
+def test_a_streamed_build_equals_the_in_memory_build(recipe, tmp_path, monkeypatch, capsys):
+    """With ``--out X.zarr`` SMAP, SPL3SMP and Daymet are streamed in batches of 3 days (pieces
+    of Daymet files across batches): the store holds the in-memory build's bytes."""
+    path, _, _ = recipe
+    ds, report = build_from_recipe(path)
+    write_zarr(ds, tmp_path / "memory.zarr")
+    store, streamed = build_from_recipe(path, out=tmp_path / "stream.zarr", batch=3)
+    a, b = tmp_path / "memory.zarr", tmp_path / "stream.zarr"
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    assert streamed.summary() == report.summary()
+    assert store["prcp"].chunks == ((10,), (36,), (36,))  # lazily opened, in space tiles
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".zarr"))) == [
+        "memory.zarr",
+        "stream.zarr",
+    ]
+    monkeypatch.setattr("stimpute_core.data.zarr_stream.BATCH_DAYS", 4)
+    assert main(["data", "build", str(path), "--out", str(tmp_path / "cli.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert main(["data", "build", str(path), "--out", str(tmp_path / "cli.nc")]) == 0
+    assert _unordered(capsys.readouterr().out) == _unordered(out) and "36 x 36 cells" in out
+    assert main(["data", "info", str(tmp_path / "cli.zarr")]) == 0
+    validate(xr.open_zarr(tmp_path / "cli.zarr"))
+
+
+@pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
+def test_a_streamed_build_that_fails_leaves_nothing(recipe, tmp_path, monkeypatch):
+    """The stations fail to attach after every cube was streamed: no store, no temporary."""
+    path, _, _ = recipe
+
+    def refuse(cube, stations):
+        raise ValueError("stations lack the coordinate(s) station_lat")
+
+    monkeypatch.setattr("stimpute_core.data.readers.stations.attach_stations", refuse)
+    with pytest.raises(ReaderError, match=r"txson\.csv.*station_lat"):
+        build_from_recipe(path, out=tmp_path / "cube.zarr", batch=3)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".zarr"))]
 
 
 @pytest.mark.parametrize(

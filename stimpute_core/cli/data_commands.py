@@ -11,6 +11,9 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from ..data import ContractError, open_dataset, write_dataset
 from ..data.grid import TXSON_BOX, GridBox
 from ..data.readers.formats import GRANULES_DESCRIPTION
@@ -112,43 +115,82 @@ def _print_report(report) -> None:
     _eprint(report.summary())
 
 
+def _streamed(path: Path) -> bool:
+    """Whether ``--out`` names a Zarr store, which the readers write a batch of days at a time."""
+    from ..data.zarr_io import SUFFIX
+
+    return path.suffix.lower() == SUFFIX
+
+
+def _description(ds) -> str:
+    """:func:`describe` of ``ds`` as text; for a lazily opened store without loading the cube:
+    the target's counts come from reductions computed tile by tile."""
+    from ..data.contract import TARGET
+
+    if ds[TARGET].chunks is None:  # in memory
+        return format_description(describe(ds))
+    info = describe(ds.isel(time=slice(0, 1)))  # grid, covariates, land cover, stations
+    observed = ds[TARGET].notnull()
+    per_day = observed.any(("y", "x")).values
+    count = int(observed.sum())
+    times = ds.indexes["time"][per_day]
+    gaps = (times[1:] - times[:-1]) / pd.Timedelta(days=1)
+    t = ds.indexes["time"]
+    info["period"] = {"start": f"{t[0]:%Y-%m-%d}", "end": f"{t[-1]:%Y-%m-%d}", "days": len(t)}
+    info["missing_percent"] = float(100.0 * (1.0 - count / observed.size))
+    info["observed_values"] = count
+    info["days_with_observations"] = int(per_day.sum())
+    info["median_gap_days"] = float(np.median(gaps)) if len(gaps) else None
+    return format_description(info)
+
+
 def _cmd_data_smap(args: argparse.Namespace) -> int:
     from ..data.grid import box_for_region
     from ..data.readers.smap import read_smap_cube
     from ..data.readers.smap_common import check_cube_memory, period_days
+    from ..data.readers.smap_stream import stream_smap_cube
     from ..data.selection import parse_region
 
     _check_out(args.out)
-    box = box_for_region(*parse_region(args.region))
-    check_cube_memory(
-        len(period_days(args.start, args.end)),
-        box.nrows,
-        box.ncols,
-        6,  # the running sum (float32) and count (uint16) the reader holds
-        what=f"the soil-moisture cube of region {args.region}",
-        advice="give a smaller --region or a shorter --start..--end period (several cubes can "
-        "be built one after the other)",
-    )
-    ds, report = read_smap_cube(
-        args.granules,
-        region=args.region,
-        start=args.start,
-        end=args.end,
-        resolution=args.resolution,
-        quality=args.quality,
-        progress=not args.quiet,
-    )
-    _print_report(report)
-    if not bool(ds["soil_moisture"].notnull().any()):
-        raise ValueError(
-            f"no valid soil moisture for region {args.region} in {args.start}..{args.end}: "
-            f"{ds.attrs['granules_outside_region']} granule(s) outside the region, "
-            f"{ds.attrs['granules_outside_period']} outside the period, "
-            f"{len(report.skipped)} unreadable; nothing written"
+
+    def require_data(ds, report) -> None:
+        """Print the report; refuse a cube without any valid value (nothing is written)."""
+        _print_report(report)
+        if not bool(ds["soil_moisture"].notnull().any()):
+            raise ValueError(
+                f"no valid soil moisture for region {args.region} in {args.start}..{args.end}: "
+                f"{ds.attrs['granules_outside_region']} granule(s) outside the region, "
+                f"{ds.attrs['granules_outside_period']} outside the period, "
+                f"{len(report.skipped)} unreadable; nothing written"
+            )
+
+    read = {
+        "region": args.region,
+        "start": args.start,
+        "end": args.end,
+        "resolution": args.resolution,
+        "quality": args.quality,
+        "progress": not args.quiet,
+    }
+    if _streamed(args.out):  # a batch of days at a time, never the whole cube
+        ds, report = stream_smap_cube(args.granules, args.out, check=require_data, **read)
+    else:
+        box = box_for_region(*parse_region(args.region))
+        check_cube_memory(
+            len(period_days(args.start, args.end)),
+            box.nrows,
+            box.ncols,
+            6,  # the running sum (float32) and count (uint16) the reader holds
+            what=f"the soil-moisture cube of region {args.region}",
+            advice="give a smaller --region or a shorter --start..--end period (several cubes "
+            "can be built one after the other), or write a Zarr store (--out NAME.zarr), which "
+            "is built a batch of days at a time",
         )
-    write_dataset(ds, args.out)
+        ds, report = read_smap_cube(args.granules, **read)
+        require_data(ds, report)
+        write_dataset(ds, args.out)
     _eprint(f"wrote {args.out}")
-    print(format_description(describe(ds)))
+    print(_description(ds))
     return 0
 
 
@@ -177,11 +219,13 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     from ..data.readers.build import build_from_recipe
 
     _check_out(args.out)
-    ds, report = build_from_recipe(args.recipe, progress=lambda m: _eprint(f"  {m} ..."))
+    out = args.out if _streamed(args.out) else None  # a store: streamed a batch of days at a time
+    ds, report = build_from_recipe(args.recipe, progress=lambda m: _eprint(f"  {m} ..."), out=out)
     _print_report(report)
-    write_dataset(ds, args.out)
+    if out is None:
+        write_dataset(ds, args.out)
     _eprint(f"wrote {args.out}")
-    print(format_description(describe(ds)))
+    print(_description(ds))
     return 0
 
 
@@ -209,7 +253,9 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     info.set_defaults(func=_cmd_data_info)
 
     smap = data_sub.add_parser(
-        "smap", help="SPL2SMAP_S granules of a folder -> daily soil_moisture cube (NetCDF)"
+        "smap",
+        help="SPL2SMAP_S granules of a folder -> daily soil_moisture cube (NetCDF, or a Zarr "
+        "store written a batch of days at a time when --out ends .zarr)",
     )
     smap.add_argument("granules", type=Path, help=f"folder of {GRANULES_DESCRIPTION}")
     smap.add_argument("--region", default="txson", help="txson or W,S,E,N in degrees")

@@ -6,8 +6,10 @@ Values are interpolated bilinearly at each target cell centre, projected into th
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,16 @@ from .regrid import (
 )
 from .report import LoadReport, ReaderError
 
-__all__ = ["DAYMET_LONG_NAMES", "DAYMET_UNITS", "DAYMET_VARIABLES", "read_daymet"]
+if TYPE_CHECKING:
+    from ..zarr_stream import DayStream
+
+__all__ = [
+    "DAYMET_LONG_NAMES",
+    "DAYMET_UNITS",
+    "DAYMET_VARIABLES",
+    "read_daymet",
+    "stream_daymet",
+]
 
 #: Daymet v4 daily variables read by default, with Daymet's own units (kept as they are).
 DAYMET_VARIABLES = ("prcp", "tmax", "tmin", "srad", "vp")
@@ -157,14 +168,20 @@ def _check_units(da: xr.DataArray, name: str) -> None:
         raise _Unusable(f"variable '{name}' has units '{units}': expected Daymet's {expected}")
 
 
-def _read_daymet_file(
+def _daymet_pieces(
     path: str,
     variables: tuple[str, ...],
     tgt: TargetGrid,
     t0: pd.Timestamp | None,
     t1: pd.Timestamp | None,
-) -> dict[str, xr.DataArray]:
-    """The requested variables of one file on the target grid (may be empty in time)."""
+    split: Callable[[pd.DatetimeIndex], list[slice]] | None = None,
+) -> Iterator[tuple[str, xr.DataArray]]:
+    """The requested variables of one file on the target grid (may be empty in time), in
+    pieces of days: ``split`` cuts the file's days in the period into slices (default: one).
+
+    Every check runs before the first piece is sampled, so a file refused as unusable yields
+    nothing.
+    """
     try:
         ds = xr.open_dataset(path)
     except Exception as exc:  # any unreadable file is skipped, never fatal
@@ -181,7 +198,7 @@ def _read_daymet_file(
         if t0 is not None or t1 is not None:
             ds = ds.sel(time=slice(t0, t1))
         sources: dict[tuple, PointSampler] = {}
-        out = {}
+        plan = []
         for name in present:
             da = ds[name]
             _check_units(da, name)
@@ -193,8 +210,11 @@ def _read_daymet_file(
             key = tuple(sorted(da.dims))
             if key not in sources:
                 sources[key] = _daymet_source(ds, da, path, tgt)
-            out[name] = sources[key].sample(da)
-    return out
+            plan.append((name, da, sources[key]))
+        pieces = [slice(None)] if split is None else split(ds.indexes["time"])
+        for name, da, sampler in plan:
+            for piece in pieces:
+                yield name, sampler.sample(da.isel(time=piece))
 
 
 def read_daymet(
@@ -234,7 +254,7 @@ def read_daymet(
     pieces: dict[str, list[xr.DataArray]] = {v: [] for v in variables}
     for path in files:
         try:
-            got = _read_daymet_file(path, variables, tgt, t0, t1)
+            got = dict(_daymet_pieces(path, variables, tgt, t0, t1))
         except _Unusable as exc:
             report.add_skipped(path, str(exc))
             continue
@@ -270,11 +290,9 @@ def read_daymet(
         have = arr.indexes["time"]
         full = arr.reindex(time=days)
         values = full.values
-        for i, day in enumerate(days[1:], start=1):
-            if day.month == 12 and day.day == 31 and day.is_leap_year and day not in have:
-                if days[i - 1] in have:
-                    values[i] = values[i - 1]
-                    filled.add(day)
+        for i in _leap_fill(days, days.isin(have)):
+            values[i] = values[i - 1]
+            filled.add(days[i])
         attrs = {
             "units": DAYMET_UNITS.get(name, str(arr.attrs.get("units", ""))),
             "long_name": DAYMET_LONG_NAMES.get(name, name),
@@ -290,3 +308,78 @@ def read_daymet(
             for d in sorted(filled)
         )
     return ds, report
+
+
+def _leap_fill(days: pd.DatetimeIndex, have: np.ndarray) -> list[int]:
+    """Days (indices) filled by copying the day before: 31 December of a leap year that no file
+    holds while 30 December is held (Daymet's 365-day calendar)."""
+    return [
+        i
+        for i, day in enumerate(days[1:], start=1)
+        if day.month == 12 and day.day == 31 and day.is_leap_year and have[i - 1] and not have[i]
+    ]
+
+
+def stream_daymet(
+    paths: PathLike | Iterable[PathLike],
+    stream: DayStream,
+    *,
+    variables: Iterable[str] = DAYMET_VARIABLES,
+) -> tuple[dict[str, dict], LoadReport]:
+    """:func:`read_daymet` on the grid and days of ``stream`` (a :class:`~..zarr_stream.DayStream`
+    holding every variable), written into it a piece of days at a time instead of held.
+
+    Values are the same to the last bit as :func:`read_daymet` with ``start``/``end`` the
+    stream's first and last day: each file is sampled in pieces that fall in one of the
+    stream's batches (memory: one piece of days of the grid, not a file's year nor the cube);
+    a day already written by an earlier file is kept (the first file wins, as there); 31
+    December of a leap year is filled as there. Returns each variable's attributes and the
+    report.
+    """
+    days = pd.DatetimeIndex(stream.grid["time"].values)
+    tgt = target_grid(stream.grid)
+    variables = tuple(variables)
+    files = [str(paths)] if isinstance(paths, str | os.PathLike) else [str(p) for p in paths]
+
+    def split(times: pd.DatetimeIndex) -> list[slice]:
+        key = days.get_indexer(times) // stream.batch
+        cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(key)]
+        return [slice(a, b) for a, b in itertools.pairwise(cuts)]
+
+    written = {v: np.zeros(len(days), dtype=bool) for v in variables}
+    units: dict[str, str] = {}
+    report = LoadReport()
+    for path in files:
+        try:
+            for name, piece in _daymet_pieces(path, variables, tgt, days[0], days[-1], split):
+                units.setdefault(name, str(piece.attrs.get("units", "")))
+                pos = days.get_indexer(piece.indexes["time"])
+                new = ~written[name][pos]
+                if not new.any():
+                    continue
+                p0, p1 = int(pos[new][0]), int(pos[new][-1]) + 1
+                block = stream.read(name, p0, p1)  # days of earlier files kept
+                block[pos[new] - p0] = piece.values[new]
+                stream.write(name, p0, block)
+                written[name][pos[new]] = True
+        except _Unusable as exc:
+            report.add_skipped(path, str(exc))
+            continue
+        report.add_read(path)
+    missing = [v for v in variables if v not in units]
+    if missing:
+        raise ReaderError(
+            _describe(files),
+            f"variable(s) {', '.join(missing)} found in none of the {len(files)} file(s) "
+            f"({len(report.skipped)} skipped)\n{report.summary()}",
+        )
+    attrs = {}
+    for name in variables:
+        for i in _leap_fill(days, written[name]):
+            stream.write(name, i, stream.read(name, i - 1, i))
+        attrs[name] = {
+            "units": DAYMET_UNITS.get(name, units[name]),
+            "long_name": DAYMET_LONG_NAMES.get(name, name),
+            "source": "Daymet",
+        }
+    return attrs, report

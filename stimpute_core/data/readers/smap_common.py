@@ -22,7 +22,13 @@ Decisions, for both products:
   memory (the other half leaves room for the copies that merging and writing make and for
   everything else running), or ``STIMPUTE_MAX_MEMORY_GB`` gigabytes when that is set.
 - A bad file raises :class:`ReaderError` from the single-file readers; the multi-file readers skip
-  it, list it in the :class:`LoadReport` and keep everything already read.
+  it, list it in the :class:`LoadReport` and keep everything already read. Any other error while
+  a granule is read or placed stops the load with an error naming the granule.
+- Batches: the multi-file readers accumulate days in :class:`DayBatches`. In memory the whole
+  period is one batch; a streamed load (:mod:`.smap_stream`) reads the files in day order
+  (:func:`day_order`, from names, else each file's metadata) and hands each finished batch of
+  days to a sink, so memory is one batch, not the cube. Within a day the files keep their given
+  order, so sums (and the cube) are the same to the last bit either way.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from ..grid import EASE2_CRS, box_for_region, grid_coords
+from ..selection import parse_region
 from .formats import granule_files, no_granule_problem
 from .report import ReaderError
 
@@ -52,6 +61,8 @@ MEMORY_ENV = "STIMPUTE_MAX_MEMORY_GB"
 
 #: ``True`` for a tqdm bar, or a callable told ``(done, total, path)`` after each file.
 Progress = bool | Callable[[int, int, str], None] | None
+#: Told each finished batch of days: the index of its first day and its values (days, y, x).
+DaySink = Callable[[int, np.ndarray], None]
 
 
 # --------------------------------------------------------------------------- dates
@@ -269,6 +280,15 @@ def period_days(start: object, end: object) -> pd.DatetimeIndex:
     return pd.date_range(t0, t1, freq="D")
 
 
+def region_grid(region: str | Sequence[float], start: object, end: object) -> xr.Dataset:
+    """The coordinates (``time`` every day ``start..end``, ``y``, ``x``, ``lat``, ``lon``) and
+    ``crs`` of the 1 km cube of ``region`` (a name or W,S,E,N degrees), known before any file."""
+    box = box_for_region(*parse_region(region))
+    days = period_days(start, end)
+    coords = {"time": ("time", days.values.astype("datetime64[ns]")), **grid_coords(box)}
+    return xr.Dataset(coords=coords, attrs={"crs": EASE2_CRS})
+
+
 def progress_iter(files: list[str], progress: Progress, desc: str) -> Iterable[tuple[int, str]]:
     """Yield (index, path); report progress with tqdm (``True``) or ``progress(i + 1, n, path)``.
 
@@ -294,3 +314,65 @@ def finish_mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
     np.divide(total, count, out=total, where=count > 0)
     total[count == 0] = np.nan
     return total
+
+
+class DayBatches:
+    """Running float32 sum and uint16 count of ``batch`` days at a time of a ``ndays`` period.
+
+    :meth:`day` gives day ``t``'s sum and count (handing every earlier batch, finished, to
+    ``sink``); :meth:`finish` hands the rest. Days must come in order of their batches.
+    """
+
+    def __init__(self, ndays: int, shape: tuple[int, int], batch: int, sink: DaySink):
+        self.ndays, self.shape, self.batch, self.sink = ndays, shape, batch, sink
+        self.t0 = 0
+        self._new()
+
+    def _new(self) -> None:
+        n = min(self.batch, self.ndays - self.t0)
+        self.total = np.zeros((n, *self.shape), dtype=np.float32)
+        self.count = np.zeros((n, *self.shape), dtype=np.uint16)
+
+    def _flush(self) -> None:
+        self.sink(self.t0, finish_mean(self.total, self.count))
+        self.total = self.count = None
+        self.t0 += self.batch
+        if self.t0 < self.ndays:
+            self._new()
+
+    def day(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sum and count (views) of day ``t`` of the period."""
+        if t < self.t0:
+            raise ValueError(
+                f"day {t} of the period belongs to a batch already written: a streamed load "
+                "reads the files in day order (did a file change during the load?)"
+            )
+        while t >= self.t0 + self.batch:
+            self._flush()
+        return self.total[t - self.t0], self.count[t - self.t0]
+
+    def finish(self) -> None:
+        """Hand every batch not handed yet to the sink (days without data are NaN)."""
+        while self.t0 < self.ndays:
+            self._flush()
+
+
+def day_order(files: list[str], days: pd.DatetimeIndex) -> list[str]:
+    """``files`` in the order a streamed load reads them: by day, the given order within a day.
+
+    The day comes from the name, else from the file's ``Metadata`` (the file is opened for that
+    only). Files outside the period, and those whose day cannot be told (they are read first
+    and fail, so they are reported like any bad file), come first: they touch no batch.
+    """
+
+    def key(path: str) -> int:
+        date = granule_date_from_name(path)
+        if date is None:
+            try:
+                with open_hdf5(path) as f:
+                    date = _metadata_date(f, path)
+            except (ReaderError, OSError):
+                return -1
+        return int(days.get_loc(date)) if days[0] <= date <= days[-1] else -1
+
+    return sorted(files, key=key)

@@ -33,17 +33,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..grid import EASE2_CRS, GRID_SHAPE, GridBox, box_for_region, grid_coords, lonlat_to_xy
+from ..grid import EASE2_CRS, GRID_SHAPE, GridBox, box_for_region, lonlat_to_xy
 from ..grid import xy_to_rowcol as _xy_to_rowcol
 from ..selection import parse_region
 from .report import LoadReport, ReaderError
 from .smap_common import (
     QUALITIES,
     UNITS,
+    DayBatches,
+    DaySink,
     Progress,
     check_choice,
+    day_order,
     file_date,
-    finish_mean,
     granule_date_from_name,
     hdf5_field,
     hdf5_group,
@@ -52,12 +54,20 @@ from .smap_common import (
     period_days,
     progress_iter,
     recommended,
+    region_grid,
     same_shape,
     valid_values,
 )
 from .smap_scenes import FALLBACKS, coarse_recommended, latest_versions, valid_index
 
-__all__ = ["FALLBACKS", "RESOLUTIONS", "GranuleCells", "read_smap_cube", "read_spl2smap_s"]
+__all__ = [
+    "FALLBACKS",
+    "RESOLUTIONS",
+    "GranuleCells",
+    "read_smap_cube",
+    "read_spl2smap_s",
+    "smap_days",
+]
 
 #: Resolution name -> (global EASE-Grid 2.0 grid of the indices, 1 km cells per cell side).
 RESOLUTIONS = {"1km": ("M01", 1), "3km": ("M03", 3)}
@@ -281,6 +291,112 @@ def read_spl2smap_s(
 # --------------------------------------------------------------------------- the cube
 
 
+def _add_cells(
+    batches: DayBatches, t: int, cells: GranuleCells, box: GridBox, per_cell: int
+) -> None:
+    """Add a granule's cells that lie in ``box`` to day ``t``'s running sum and count."""
+    rows, cols, values = cells.rows, cells.cols, cells.values
+    if per_cell > 1:  # every 1 km cell of each coarse cell's block
+        offsets = np.arange(per_cell)
+        rows = (rows[:, None, None] * per_cell + offsets[None, :, None]).repeat(per_cell, 2)
+        cols = (cols[:, None, None] * per_cell + offsets[None, None, :]).repeat(per_cell, 1)
+        values = np.repeat(values, per_cell * per_cell)
+        rows, cols = rows.ravel(), cols.ravel()
+    r, c = rows - box.row0, cols - box.col0
+    inside = (r >= 0) & (r < box.nrows) & (c >= 0) & (c < box.ncols)
+    total, count = batches.day(t)
+    np.add.at(total, (r[inside], c[inside]), values[inside].astype(np.float32))
+    np.add.at(count, (r[inside], c[inside]), 1)
+
+
+def smap_days(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    sink: DaySink,
+    *,
+    region: str | Sequence[float] = "txson",
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    resolution: str = "1km",
+    quality: str = "recommended",
+    progress: Progress = None,
+    batch: int | None = None,
+) -> tuple[dict, dict, LoadReport]:
+    """The granule loop of :func:`read_smap_cube`: one pass over the files, each finished batch
+    of ``batch`` days (default: the whole period) handed to ``sink(t0, values)``.
+
+    With batches shorter than the period the files are read in day order
+    (:func:`.smap_common.day_order`). Returns the attributes of ``soil_moisture`` and of the
+    Dataset, and the report. An error other than a bad file's stops the loop naming the granule.
+    """
+    check_choice("resolution", resolution, RESOLUTIONS)
+    check_choice("quality", quality, QUALITIES)
+    west, south, east, north = parse_region(region)
+    box = box_for_region(west, south, east, north)
+    days = period_days(start, end)
+    files, superseded = latest_versions(list_files(source))
+    per_cell = RESOLUTIONS[resolution][1]
+    batch = len(days) if batch is None else batch
+    if batch < len(days):
+        files = day_order(files, days)
+
+    batches = DayBatches(len(days), (box.nrows, box.ncols), batch, sink)
+    report = LoadReport()
+    for path, why in superseded:
+        report.add_skipped(path, why)
+    fallbacks: Counter[str] = Counter()
+    outside = {"period": 0, "region": 0}
+    for _, path in progress_iter(files, progress, "SPL2SMAP_S"):
+        name_date = granule_date_from_name(path)
+        if name_date is not None and not (days[0] <= name_date <= days[-1]):
+            outside["period"] += 1
+            continue
+        try:
+            cells = _read_granule(
+                path, resolution=resolution, quality=quality, box=box, period=(days[0], days[-1])
+            )
+            _add_cells(batches, days.get_loc(cells.date), cells, box, per_cell)
+        except _Skip as skip:
+            outside[skip.why] += 1
+            continue
+        except ReaderError as err:
+            report.add_skipped(path, err.problem)
+            continue
+        except MemoryError:
+            raise
+        except Exception as err:
+            raise ValueError(f"{path}: the load stopped at this granule ({err})") from err
+        if cells.quality_flag in FALLBACKS:
+            fallbacks[cells.quality_flag] += 1
+        report.add_read(path)
+    batches.finish()
+
+    note = "; ".join(f"{n} granule(s): {what}" for what, n in fallbacks.items())
+    if note:
+        warnings.warn(
+            f"SPL2SMAP_S granules without retrieval_qual_flag_{resolution}, quality judged by "
+            f"{note} (see stimpute_core.data.readers.smap_scenes)",
+            stacklevel=3,
+        )
+    var_attrs = {
+        "units": UNITS,
+        "long_name": f"SMAP/Sentinel-1 soil moisture ({resolution}, daily mean)",
+    }
+    attrs = {
+        "source": "SPL2SMAP_S",
+        "crs": EASE2_CRS,
+        "region": f"{west},{south},{east},{north}",
+        "resolution": resolution,
+        "quality": quality,
+        "granules_read": len(report.read),
+        "granules_skipped": len(report.skipped) - len(superseded),
+        "granules_superseded": len(superseded),
+        "quality_fallback": note or "none",
+        "granules_outside_period": outside["period"],
+        "granules_outside_region": outside["region"],
+    }
+    return var_attrs, attrs, report
+
+
 def read_smap_cube(
     source: str | os.PathLike | Sequence[str | os.PathLike],
     *,
@@ -301,97 +417,28 @@ def read_smap_cube(
     their own quality flag fall back (:mod:`.smap_scenes`), said in one warning per load and in
     the attribute ``quality_fallback``.
 
-    Memory stays bounded: one granule is read at a time into a running sum (float32, becomes the
-    result) and count (uint16) of the cube's size. Cheap skips, counted in the Dataset attributes
-    ``granules_outside_period``/``granules_outside_region`` and not in the report (they are not
-    bad files): a name dated outside the period is skipped unopened; a granule whose extent (its
-    index fields, see ``_index_extent``, or lat/lon box) misses the region is skipped before its
-    soil moisture is read. A bad granule is skipped and listed in the report with its problem;
-    the report's ``read`` lists the granules whose cells entered the cube.
-
-    ``progress``: ``True`` shows a tqdm bar; a callable gets ``(done, total, path)`` after each
-    file.
+    Memory: one granule at a time into a running sum (float32, becomes the result) and count
+    (uint16) of the cube's size (:func:`.smap_stream.stream_smap_cube` streams the same loop
+    into a Zarr store a batch of days at a time). Cheap skips, counted in the attributes
+    ``granules_outside_period``/``granules_outside_region``, not in the report: a name dated
+    outside the period is skipped unopened; a granule whose extent (index fields, see
+    ``_index_extent``, or lat/lon box) misses the region before its soil moisture is read. A
+    bad granule is skipped and listed in the report; ``report.read`` lists the granules whose
+    cells entered the cube. ``progress``: ``True`` shows a tqdm bar; a callable gets ``(done,
+    total, path)`` after each file.
     """
-    check_choice("resolution", resolution, RESOLUTIONS)
-    check_choice("quality", quality, QUALITIES)
-    west, south, east, north = parse_region(region)
-    box = box_for_region(west, south, east, north)
-    days = period_days(start, end)
-    files, superseded = latest_versions(list_files(source))
-    per_cell = RESOLUTIONS[resolution][1]
-
-    shape = (len(days), box.nrows, box.ncols)
-    total = np.zeros(shape, dtype=np.float32)
-    count = np.zeros(shape, dtype=np.uint16)
-    report = LoadReport()
-    for path, why in superseded:
-        report.add_skipped(path, why)
-    fallbacks: Counter[str] = Counter()
-    outside = {"period": 0, "region": 0}
-    offsets = np.arange(per_cell)
-    for _, path in progress_iter(files, progress, "SPL2SMAP_S"):
-        name_date = granule_date_from_name(path)
-        if name_date is not None and not (days[0] <= name_date <= days[-1]):
-            outside["period"] += 1
-            continue
-        try:
-            cells = _read_granule(
-                path, resolution=resolution, quality=quality, box=box, period=(days[0], days[-1])
-            )
-        except _Skip as skip:
-            outside[skip.why] += 1
-            continue
-        except ReaderError as err:
-            report.add_skipped(path, err.problem)
-            continue
-        if cells.quality_flag in FALLBACKS:
-            fallbacks[cells.quality_flag] += 1
-        rows, cols, values = cells.rows, cells.cols, cells.values
-        if per_cell > 1:  # every 1 km cell of each coarse cell's block
-            rows = (rows[:, None, None] * per_cell + offsets[None, :, None]).repeat(per_cell, 2)
-            cols = (cols[:, None, None] * per_cell + offsets[None, None, :]).repeat(per_cell, 1)
-            values = np.repeat(values, per_cell * per_cell)
-            rows, cols = rows.ravel(), cols.ravel()
-        r, c = rows - box.row0, cols - box.col0
-        inside = (r >= 0) & (r < box.nrows) & (c >= 0) & (c < box.ncols)
-        t = days.get_loc(cells.date)
-        np.add.at(total[t], (r[inside], c[inside]), values[inside].astype(np.float32))
-        np.add.at(count[t], (r[inside], c[inside]), 1)
-        report.add_read(path)
-
-    sm = finish_mean(total, count)
-    del count
-    note = "; ".join(f"{n} granule(s): {what}" for what, n in fallbacks.items())
-    if note:
-        warnings.warn(
-            f"SPL2SMAP_S granules without retrieval_qual_flag_{resolution}, quality judged by "
-            f"{note} (see stimpute_core.data.readers.smap_scenes)",
-            stacklevel=2,
-        )
-    ds = xr.Dataset(
-        {
-            "soil_moisture": (
-                ("time", "y", "x"),
-                sm,
-                {
-                    "units": UNITS,
-                    "long_name": f"SMAP/Sentinel-1 soil moisture ({resolution}, daily mean)",
-                },
-            )
-        },
-        coords={"time": ("time", days.values.astype("datetime64[ns]")), **grid_coords(box)},
-        attrs={
-            "source": "SPL2SMAP_S",
-            "crs": EASE2_CRS,
-            "region": f"{west},{south},{east},{north}",
-            "resolution": resolution,
-            "quality": quality,
-            "granules_read": len(report.read),
-            "granules_skipped": len(report.skipped) - len(superseded),
-            "granules_superseded": len(superseded),
-            "quality_fallback": note or "none",
-            "granules_outside_period": outside["period"],
-            "granules_outside_region": outside["region"],
-        },
+    grid = region_grid(region, start, end)
+    blocks: list[np.ndarray] = []
+    var_attrs, attrs, report = smap_days(
+        source,
+        lambda _t0, values: blocks.append(values),
+        region=region,
+        start=start,
+        end=end,
+        resolution=resolution,
+        quality=quality,
+        progress=progress,
     )
+    ds = grid.assign(soil_moisture=(("time", "y", "x"), blocks[0], var_attrs))
+    ds.attrs = attrs
     return ds, report

@@ -19,8 +19,11 @@ from .report import LoadReport, ReaderError
 from .smap_common import (
     QUALITIES,
     UNITS,
+    DayBatches,
+    DaySink,
     Progress,
     check_choice,
+    day_order,
     file_date,
     finish_mean,
     granule_date_from_name,
@@ -36,7 +39,7 @@ from .smap_common import (
 )
 from .smap_scenes import latest_versions
 
-__all__ = ["OVERPASSES", "read_sm_36km", "read_spl3smp"]
+__all__ = ["OVERPASSES", "read_sm_36km", "read_spl3smp", "sm_36km_days"]
 
 OVERPASSES = ("AM", "PM", "both")
 
@@ -104,6 +107,84 @@ def _target_grid(grid: xr.Dataset | GridBox) -> tuple[dict, np.ndarray, np.ndarr
     return coords, rows, cols
 
 
+def sm_36km_days(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    grid: xr.Dataset | GridBox,
+    sink: DaySink,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    *,
+    quality: str = "recommended",
+    overpass: str = "AM",
+    progress: Progress = None,
+    batch: int | None = None,
+) -> tuple[dict, dict, LoadReport]:
+    """The file loop of :func:`read_sm_36km`: one pass over the files, each finished batch of
+    ``batch`` days (default: the whole period) handed to ``sink(t0, values)``; with shorter
+    batches the files are read in day order (:func:`.smap_common.day_order`). Returns the
+    coordinates and attributes of ``sm_36km``, and the report."""
+    check_choice("quality", quality, QUALITIES)
+    check_choice("overpass", overpass, OVERPASSES)
+    if start is None or end is None:
+        if not isinstance(grid, xr.Dataset) or "time" not in grid.coords:
+            raise ValueError("start and end are needed unless grid is a Dataset with a time axis")
+        t = pd.DatetimeIndex(grid["time"].values)
+        start = t[0] if start is None else start
+        end = t[-1] if end is None else end
+    days = period_days(start, end)
+    coords, rows, cols = _target_grid(grid)
+    r36, c36 = rows // 36, cols // 36
+    n36r, n36c = GRID_SHAPE["M36"]
+    if r36.min() < 0 or r36.max() >= n36r or c36.min() < 0 or c36.max() >= n36c:
+        raise ValueError("grid lies partly outside the global EASE-Grid 2.0")
+
+    batch = len(days) if batch is None else batch
+    batches = DayBatches(len(days), (len(rows), len(cols)), batch, sink)
+    report = LoadReport()
+    files, superseded = latest_versions(list_files(source))
+    if batch < len(days):
+        files = day_order(files, days)
+    for path, why in superseded:
+        report.add_skipped(path, why)
+    outside = 0
+    for _, path in progress_iter(files, progress, "SPL3SMP"):
+        name_date = granule_date_from_name(path)
+        if name_date is not None and not (days[0] <= name_date <= days[-1]):
+            outside += 1
+            continue
+        try:
+            date, field = read_spl3smp(path, quality=quality, overpass=overpass)
+            if not (days[0] <= date <= days[-1]):
+                outside += 1
+                continue
+            values = field[r36[:, None], c36[None, :]]
+            ok = np.isfinite(values)
+            total, count = batches.day(days.get_loc(date))
+            total[ok] += values[ok]
+            count[ok] += 1
+        except ReaderError as err:
+            report.add_skipped(path, err.problem)
+            continue
+        except MemoryError:
+            raise
+        except Exception as err:
+            raise ValueError(f"{path}: the load stopped at this file ({err})") from err
+        report.add_read(path)
+    batches.finish()
+    attrs = {
+        "units": UNITS,
+        "long_name": f"SMAP L3 36 km soil moisture ({overpass}), on the 1 km grid",
+        "source": "SPL3SMP",
+        "overpass": overpass,
+        "quality": quality,
+        "files_read": len(report.read),
+        "files_skipped": len(report.skipped) - len(superseded),
+        "files_superseded": len(superseded),
+        "files_outside_period": outside,
+    }
+    return {"time": ("time", days.values.astype("datetime64[ns]")), **coords}, attrs, report
+
+
 def read_sm_36km(
     source: str | os.PathLike | Sequence[str | os.PathLike],
     grid: xr.Dataset | GridBox,
@@ -122,66 +203,21 @@ def read_sm_36km(
     several files on one day are averaged, except versions of one file: only the latest CRID and
     counter of a day is read, the others are listed in the report (:mod:`.smap_scenes`). Bad
     files are skipped and listed in the report; files named outside the period are skipped
-    unopened and counted in the attribute ``files_outside_period``.
+    unopened and counted in the attribute ``files_outside_period``. Memory: a running sum and
+    count of the cube's size (:func:`sm_36km_days` streams the loop a batch of days at a time).
     """
-    check_choice("quality", quality, QUALITIES)
-    check_choice("overpass", overpass, OVERPASSES)
-    if start is None or end is None:
-        if not isinstance(grid, xr.Dataset) or "time" not in grid.coords:
-            raise ValueError("start and end are needed unless grid is a Dataset with a time axis")
-        t = pd.DatetimeIndex(grid["time"].values)
-        start = t[0] if start is None else start
-        end = t[-1] if end is None else end
-    days = period_days(start, end)
-    coords, rows, cols = _target_grid(grid)
-    r36, c36 = rows // 36, cols // 36
-    n36r, n36c = GRID_SHAPE["M36"]
-    if r36.min() < 0 or r36.max() >= n36r or c36.min() < 0 or c36.max() >= n36c:
-        raise ValueError("grid lies partly outside the global EASE-Grid 2.0")
-
-    shape = (len(days), len(rows), len(cols))
-    total = np.zeros(shape, dtype=np.float32)
-    count = np.zeros(shape, dtype=np.uint16)
-    report = LoadReport()
-    files, superseded = latest_versions(list_files(source))
-    for path, why in superseded:
-        report.add_skipped(path, why)
-    outside = 0
-    for _, path in progress_iter(files, progress, "SPL3SMP"):
-        name_date = granule_date_from_name(path)
-        if name_date is not None and not (days[0] <= name_date <= days[-1]):
-            outside += 1
-            continue
-        try:
-            date, field = read_spl3smp(path, quality=quality, overpass=overpass)
-        except ReaderError as err:
-            report.add_skipped(path, err.problem)
-            continue
-        if not (days[0] <= date <= days[-1]):
-            outside += 1
-            continue
-        values = field[r36[:, None], c36[None, :]]
-        ok = np.isfinite(values)
-        t = days.get_loc(date)
-        total[t][ok] += values[ok]
-        count[t][ok] += 1
-        report.add_read(path)
-
+    blocks: list[np.ndarray] = []
+    coords, attrs, report = sm_36km_days(
+        source,
+        grid,
+        lambda _t0, values: blocks.append(values),
+        start,
+        end,
+        quality=quality,
+        overpass=overpass,
+        progress=progress,
+    )
     out = xr.DataArray(
-        finish_mean(total, count),
-        dims=("time", "y", "x"),
-        coords={"time": ("time", days.values.astype("datetime64[ns]")), **coords},
-        name="sm_36km",
-        attrs={
-            "units": UNITS,
-            "long_name": f"SMAP L3 36 km soil moisture ({overpass}), on the 1 km grid",
-            "source": "SPL3SMP",
-            "overpass": overpass,
-            "quality": quality,
-            "files_read": len(report.read),
-            "files_skipped": len(report.skipped) - len(superseded),
-            "files_superseded": len(superseded),
-            "files_outside_period": outside,
-        },
+        blocks[0], dims=("time", "y", "x"), coords=coords, name="sm_36km", attrs=attrs
     )
     return out, report
