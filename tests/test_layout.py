@@ -27,7 +27,7 @@ LAYERS = [
     ("stimpute_core.protocol",),
     ("stimpute_core.benchmark",),
     ("stimpute_core.tiles",),  # runs imputers tile by tile over stores
-    ("stimpute_core.tiled_scores",),  # the benchmark tile by tile
+    ("stimpute_core.tiled_scores", "stimpute_core.tile_sample"),  # scores, training samples
     ("stimpute_core.cli",),
 ]
 #: Files allowed to be longer than :data:`MAX_LINES`, with the reason.
