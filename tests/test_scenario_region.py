@@ -132,3 +132,15 @@ def test_memory_is_bounded_by_a_tile_not_the_cube(tmp_path):
     assert large < 1.6 * small, (small / 1e6, large / 1e6)
     assert large < cube / 2.5, (large / 1e6, cube / 1e6)
     assert open_zarr(tmp_path / "large.zarr").sizes["time"] == 60
+
+
+def test_data_region_command(tmp_path, capsys):
+    from stimpute_core.cli import main
+
+    out = tmp_path / "r.zarr"
+    argv = ["data", "region", "--out", str(out), "--rows", "36", "--cols", "40"]
+    assert main([*argv, "--start", "2019-01-01", "--end", "2019-01-31", "--tile", "36"]) == 0
+    assert "36 x 40 cells, 31 days" in capsys.readouterr().err
+    assert open_zarr(out).sizes["x"] == 40
+    assert main([*argv, "--tile", "40"]) == 2
+    assert "multiple of 36" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from ..data.scenario import ScenarioConfig, load_scenario, make_scenario, scenar
 from ..data.summary import describe, describe_problems, format_description, station_file_summary
 from .common import check_output_file
 from .common import eprint as _eprint
+from .tiled import add_region_command
 
 
 def _check_out(path: Path, *, replace: bool = True) -> None:
@@ -290,3 +291,4 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     build.add_argument("recipe", type=Path, help="TOML recipe (see the README)")
     build.add_argument("--out", type=Path, required=True)
     build.set_defaults(func=_cmd_data_build)
+    add_region_command(data_sub)
