@@ -37,7 +37,7 @@ import xarray as xr
 from . import masks
 from .benchmark import PERIODS, default_split
 from .data.contract import TARGET, TRUTH
-from .data.zarr_io import open_zarr
+from .data.zarr_io import load_here, open_zarr
 from .models import make_imputer
 from .tiles import TILED_MODELS, Tile, plan_tiles, store_tile
 
@@ -117,7 +117,7 @@ def score_tile(
     """Score ``models`` on one tile of the store ``source`` for every hold-out and seed of
     ``plan`` (periods, fraction, hidden days); returns one row of sums per model, hold-out,
     seed and period."""
-    ds = open_zarr(source, check=False).isel(tile.region).load()
+    ds = load_here(open_zarr(source, check=False).isel(tile.region))
     periods = {p: ds.sel(time=slice(*plan["periods"][p])) for p in PERIODS}
     rows = []
     for holdout in plan["holdouts"]:

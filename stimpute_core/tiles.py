@@ -46,7 +46,7 @@ import xarray as xr
 
 from .data.atomic import atomic_write, check_creatable
 from .data.contract import TARGET
-from .data.zarr_io import DEFAULT_TILE, KEPT_ENCODING, SUFFIX, is_store, open_zarr
+from .data.zarr_io import DEFAULT_TILE, KEPT_ENCODING, SUFFIX, is_store, load_here, open_zarr
 from .models import make_imputer
 from .models.base import OUTPUT_NAME
 
@@ -207,14 +207,14 @@ def impute_tile(source: str, partial: str, model: str, tile: Tile) -> dict[str, 
     and leave the tile's marker. Returns the tile's timings."""
     t0 = time.perf_counter()
     store = open_zarr(source, check=False)
-    ds = store.isel(tile.region).load()
+    ds = load_here(store.isel(tile.region))
     observed = bool(ds[TARGET].notnull().any())
     if not observed:  # nothing seen in the tile (open water, outside every swath)
         values = np.full(ds[TARGET].shape, np.nan, dtype=np.float32)
     elif is_checkpoint(model):
         fitted = _fitted(model)
         wide = widened(tile, patch_of(model), store.sizes["y"], store.sizes["x"])
-        field = fitted.impute(store.isel(wide.region).load()).values
+        field = fitted.impute(load_here(store.isel(wide.region))).values
         keep = (slice(None), slice(tile.y0 - wide.y0, tile.y1 - wide.y0),
                 slice(tile.x0 - wide.x0, tile.x1 - wide.x0))  # fmt: skip
         values = np.asarray(field[keep], dtype=np.float32)

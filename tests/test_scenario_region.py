@@ -40,7 +40,7 @@ def region(tmp_path_factory):
 
 
 def test_store_is_a_valid_tiled_contract_store(region):
-    cfg, path, summary = region
+    _, path, summary = region
     ds = open_zarr(path)  # validates
     assert dict(ds.sizes) == {"time": 365, "y": 72, "x": 100}
     assert summary["tiles"] == 6 and summary["shape"] == [365, 72, 100]

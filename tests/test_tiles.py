@@ -3,6 +3,8 @@ run, restart after a killed run, refusals, a two-process Dask cluster and the co
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -182,3 +184,27 @@ def test_a_checkpoint_that_cannot_be_tiled_is_refused(st_checkpoint, store, tmp_
     with pytest.raises(ValueError, match="cannot be imputed tile by tile"):
         tiles.impute_tiled(store, str(st_checkpoint), tmp_path / "out.zarr")
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_a_worker_of_one_thread_runs_one_tile_at_a_time(store, tmp_path, monkeypatch):
+    """A tile task reads its tile in its own thread: a plain load inside a task would hand the
+    reads to the cluster and let the worker start more tiles than it has threads."""
+    import time
+
+    from distributed import Client, LocalCluster
+
+    real, log = tiles.impute_tile, tmp_path / "spans.txt"
+
+    def timed(*args):  # runs on the worker (a copy of this function): its spans go to a file
+        t0 = time.perf_counter()
+        out = real(*args)
+        with open(log, "a") as f:
+            f.write(f"{t0} {time.perf_counter()}\n")
+        return out
+
+    monkeypatch.setattr(tiles, "impute_tile", timed)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as c, Client(c) as client:  # fmt: skip
+        tiles.impute_tiled(store, "mean", tmp_path / "out.zarr", client=client)
+    spans = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
+    assert len(spans) == 9
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans))

@@ -86,4 +86,24 @@ def open_zarr(path: str | os.PathLike, *, check: bool = True) -> xr.Dataset:
     return ds
 
 
-__all__ = ["DEFAULT_TILE", "is_store", "is_zarr", "open_zarr", "tile_chunks", "write_zarr"]
+def load_here(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` loaded into memory by this thread alone (Dask's synchronous scheduler).
+
+    Inside a task on a ``distributed`` worker a plain ``load()`` sends the chunk reads to the
+    cluster and lets the worker start other tasks meanwhile (the thread secedes), so a worker of
+    one thread would hold several tiles at once; a tile task reads its own tile instead."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        return ds.load()
+
+
+__all__ = [
+    "DEFAULT_TILE",
+    "is_store",
+    "is_zarr",
+    "load_here",
+    "open_zarr",
+    "tile_chunks",
+    "write_zarr",
+]
