@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,29 @@ def _training_bar(quiet: bool):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ..models.st_transformer import distributed
+
+    if args.distributed and args.model != "st-transformer":
+        raise ValueError(f"--distributed: trains the ST-Transformer only, not {args.model}")
+    if not args.distributed and distributed.launched_by_torchrun():
+        raise ValueError(
+            f"WORLD_SIZE={os.environ['WORLD_SIZE']}: started by torchrun without --distributed, "
+            "every process would train and write the same model: add --distributed"
+        )
+    if not args.distributed:
+        return _train(args)
+    if args.device and ":" in args.device:
+        raise ValueError(f"--device {args.device} with --distributed: give cuda (each process "
+                         "then takes the GPU of its LOCAL_RANK) or cpu")  # fmt: skip
+    distributed.init_from_env(args.device)
+    try:
+        return _train(args, main=distributed.is_main())
+    finally:
+        distributed.close()
+
+
+def _train(args: argparse.Namespace, main: bool = True) -> int:
+    """Train and save; ``main=False`` (a process other than rank 0): train only."""
     from ..models.st_transformer.checkpoint import check_target
     from ..models.st_transformer.model import STTransformerImputer
 
@@ -77,7 +101,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    bar, callback = _training_bar(args.quiet)
+    bar, callback = _training_bar(args.quiet or not main)
     try:
         if args.hide_evaluation:  # the protocol of the app's scores: see stimpute_core.protocol
             fit_for_evaluation(model, ds, callbacks=[callback])
@@ -85,6 +109,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             model.fit(ds, callbacks=[callback])
     finally:
         bar.close()
+    if not main:  # rank 0 writes the checkpoint
+        return 0
     command = "stimpute " + " ".join(sys.argv[1:]) if args.record_command else None
     out = _save_trained(model, args.out, command=command, overwrite=args.overwrite)
     best = min(h["val_mae"] for h in model.history_)
@@ -315,6 +341,12 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         "--hide-evaluation", action="store_true",
         help="never train on the entries the app scores on (the evaluation hold-out, see "
         "stimpute_core.protocol); recorded in the checkpoint",
+    )  # fmt: skip
+    train.add_argument(
+        "--distributed", action="store_true",
+        help="train on the processes started by torchrun (DistributedDataParallel: gloo on the "
+        "CPU, nccl on CUDA), e.g. `torchrun --nproc_per_node 2 -m stimpute_core.cli train "
+        "--distributed ...`; rank 0 reports and writes --out",
     )  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)

@@ -18,6 +18,7 @@ from ...data.contract import TARGET
 from ..base import DEFAULT_QUANTILES, Imputer, as_output, integer, positive_int, positive_number
 from ..features import COARSE, fill_in_time, with_derived_features
 from ..windows import OverlapMean, patch_origins, take, window_starts
+from . import distributed
 from .attention import attention_weights
 from .checkpoint import (  # the shipped checkpoints are also found from here
     DEFAULT_PRETRAINED,
@@ -279,7 +280,8 @@ class STTransformerImputer(Imputer):
 
         ``callbacks`` receive a :class:`~stimpute_core.models.st_transformer.training.TrainingProgress` after every step
         and validation; ``cancel`` (e.g. a ``threading.Event``) stops training between steps, and
-        the best weights so far are kept (``cancelled_`` is then True).
+        the best weights so far are kept (``cancelled_`` is then True). Under torchrun the
+        processes train together (:mod:`.distributed`); only rank 0 then calibrates.
         """
         self._validate_params()
         torch.manual_seed(self.seed)
@@ -306,15 +308,16 @@ class STTransformerImputer(Imputer):
             net, samples, val_mask, settings, y_std=norm.y_std, callbacks=callbacks, cancel=cancel
         )
         self.net_, self.normalizer_ = net.cpu().eval(), norm
+        self.history_, self.cancelled_, self.training_ = history, cancelled, settings.to_dict()
+        self._encoded = self._point = None  # inputs and field of the previous fit
+        if not distributed.is_main():  # one of several processes: rank 0 calibrates and saves
+            return self
         h, w = values.shape[1:]
         self.calibration_ = calibrate(self, known, values, val_mask[:, :h, :w])
         if self.prior_model_ is not None and val_mask.any():
             # The validation entries have chosen the weights; the reference that estimates the
             # days no fold saw (later periods, days held out whole) may now learn from them.
             self.prior_model_.refit_full(ds, self._prior(), seed=self.seed)
-        self.history_ = history
-        self.cancelled_ = cancelled
-        self.training_ = settings.to_dict()
         self._encoded = self._point = None  # inputs and field of the previous fit
         return self
 

@@ -12,6 +12,11 @@ gradient clipping at ``grad_clip``.
 Progress goes to ``callbacks``: each is called with a :class:`TrainingProgress` after every step
 and every validation. ``cancel`` is any object with ``is_set()`` (a ``threading.Event``): it is
 checked between steps.
+
+Under ``torchrun`` (a process group joined, see :mod:`.distributed`) the network is trained by
+``DistributedDataParallel``: each process takes its shard of every global batch (same shuffle
+and masks on every process), the loss is normalised by the global count of hidden entries, and
+validation sums over processes; only rank 0 calls ``callbacks``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 from ...masks import draw_days, draw_points, holdout_mask
 from ..base import integer, positive_int, positive_number
 from ..windows import take
+from . import distributed as ddp
 from .core import STTransformer
 from .data import SampleSet
 
@@ -233,9 +239,16 @@ def train_network(
     early stopping (MAE in original units, via ``y_std``).
     """
     device = pick_device(settings.device)
+    world = ddp.world_size()
+    if world > 1:
+        device, callbacks = ddp.local_device(device), callbacks if ddp.is_main() else ()
+        if settings.batch_size < world:
+            raise ValueError(f"batch_size={settings.batch_size} < {world} processes")
+        ddp.check_same(data=samples.y, inputs=samples.u, validation=val_mask)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     net.to(device)
+    model = ddp.wrap(net, device) if world > 1 else net  # trains; ``net`` holds the weights
     use_amp = settings.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -268,22 +281,24 @@ def train_network(
     # For learning curves: samples and observed (information-carrying) cell-days trained on.
     samples_seen = observed_seen = 0
 
-    def schedule_done() -> float:
+    def schedule_done(elapsed: float | None = None) -> float:
         """Share of the schedule done: of the steps, or of the time budget when it ends first,
         so the learning rate has decayed when a time budget runs out."""
         done = global_step / max(total_steps, 1)
         if settings.max_minutes:
-            done = max(done, (time.perf_counter() - t_start) / (60 * settings.max_minutes))
+            elapsed = time.perf_counter() - t_start if elapsed is None else elapsed
+            done = max(done, elapsed / (60 * settings.max_minutes))
         return min(done, 1.0)
 
     def emit(progress: TrainingProgress) -> None:
         for cb in callbacks:
             cb(progress)
 
-    def batch(ids: Sequence[int], training: bool):
+    def batch(ids: Sequence[int], training: bool, keep: slice | None = None):
+        """Inputs of ``ids`` at positions ``keep`` (all drawn: alike on every process)."""
         source = samples if training else val_samples
         ys, us, vis, hid = [], [], [], []
-        for i in ids:
+        for k, i in enumerate(ids):
             y, u = source.get(i, blocked=val_mask if training else None)
             obs = np.isfinite(y)
             if training:
@@ -292,6 +307,8 @@ def train_network(
             else:
                 t0, r0, c0 = source.index[i]
                 hidden = take(val_mask, t0, r0, c0, source.window, source.patch).astype(bool) & obs
+            if keep is not None and not keep.start <= k < keep.stop:
+                continue
             ys.append(np.nan_to_num(y))
             us.append(u)
             vis.append(obs & ~hidden)
@@ -314,25 +331,31 @@ def train_network(
         order = rng.permutation(train_ids)
         losses = []
         for step in range(1, steps + 1):
-            if cancel is not None and cancel.is_set():
+            stop = [cancel is not None and cancel.is_set(), time.perf_counter() - t_start]
+            asked, elapsed = ddp.from_rank0(stop) if world > 1 else stop  # rank 0's, if several
+            if asked:
                 cancelled = True
                 break
-            if settings.max_minutes and time.perf_counter() - t_start > 60 * settings.max_minutes:
+            if settings.max_minutes and elapsed > 60 * settings.max_minutes:
                 break
             start = ((step - 1) * bs) % len(order)
             ids = [order[(start + k) % len(order)] for k in range(bs)]
-            y, u, visible, hidden = batch(ids, training=True)
-            if not hidden.any():
+            y, u, visible, hidden = batch(ids, True, ddp.shard(bs) if world > 1 else None)
+            counts = [int(hidden.sum()), int((visible | hidden).sum())]
+            n_hidden, n_seen = ddp.sum_all(counts) if world > 1 else counts
+            if not n_hidden:
                 continue
             samples_seen += len(ids)
-            observed_seen += int((visible | hidden).sum())
+            observed_seen += int(n_seen)
             for group in opt.param_groups:
-                group["lr"] = _cosine_lr(schedule_done(), settings.lr, settings.lr_min)
+                done = schedule_done(elapsed if world > 1 else None)
+                group["lr"] = _cosine_lr(done, settings.lr, settings.lr_min)
+            scale = world / n_hidden if world > 1 else None
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                pred, aux = net(y, visible, u if u.shape[-1] else None)
-                loss = (pred.float() - y).abs()[hidden].mean()
+                pred, aux = model(y, visible, u if u.shape[-1] else None)
+                loss = hidden_error(pred, y, hidden, scale)
                 for extra in aux:
-                    loss = loss + (extra.float() - y).abs()[hidden].mean()
+                    loss = loss + hidden_error(extra, y, hidden, scale)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -340,7 +363,7 @@ def train_network(
             scaler.step(opt)
             scaler.update()
             global_step += 1
-            losses.append(float(loss.detach()))
+            losses.append(ddp.mean_all(float(loss.detach())))  # over processes, if several
             elapsed = time.perf_counter() - t_start
             rate = elapsed / global_step
             remaining = total_steps - global_step
@@ -381,6 +404,8 @@ def train_network(
         out_of_time = settings.max_minutes and (
             time.perf_counter() - t_start > 60 * settings.max_minutes
         )
+        if world > 1:
+            out_of_time = bool(ddp.from_rank0([bool(out_of_time)])[0])
         if cancelled or bad_epochs >= settings.patience or out_of_time:
             break
     # The first epoch always ends in a validation (or keeps the weights when there is none).
@@ -395,11 +420,23 @@ def train_network(
     return history, cancelled
 
 
+def hidden_error(
+    pred: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor, scale: float | None
+) -> torch.Tensor:
+    """Mean absolute error on the ``hidden`` entries; with ``scale`` (several processes: their
+    number over the global batch's count of hidden entries) the sum times ``scale``, so that
+    DistributedDataParallel's mean of the gradients is that of the global batch's mean."""
+    err = (pred.float() - y).abs()[hidden]
+    return err.mean() if scale is None else err.sum() * scale
+
+
 @torch.no_grad()
 def evaluate(net, ids, batch, bs, device, use_amp, amp_dtype) -> float:
-    """Mean absolute error (standardised units) on the validation entries of ``ids`` (NaN if none)."""
+    """Mean absolute error (standardised units) on the validation entries of ``ids`` (NaN if
+    none); with several processes, each scores its shard and the sums are added up."""
     net.eval()
     total, count = 0.0, 0
+    ids = ids[ddp.shard(len(ids))]
     for k in range(0, len(ids), bs):
         y, u, visible, hidden = batch(ids[k : k + bs], training=False)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -407,4 +444,5 @@ def evaluate(net, ids, batch, bs, device, use_amp, amp_dtype) -> float:
         err = (pred.float() - y).abs()[hidden]
         total += float(err.sum())
         count += int(err.numel())
+    total, count = ddp.sum_all([total, count]) if ddp.is_distributed() else (total, count)
     return total / count if count else math.nan
