@@ -59,3 +59,16 @@ def test_a_model_fitted_on_a_sample_imputes_the_whole_store_in_tiles(store, tmp_
     tiles.impute_tiled(store, str(ckpt), tmp_path / "out.zarr")
     field = open_zarr(tmp_path / "out.zarr", check=False)[OUTPUT_NAME].values
     assert field.shape == (181, 26, 36) and np.isfinite(field).all()
+
+
+def test_train_command_on_a_sample_of_tiles(store, tmp_path, capsys):
+    from stimpute_core.cli import main
+
+    out = tmp_path / "ckpt"
+    argv = ["train", "--data", str(store), "--out", str(out), "--profile", "tiny",
+            "--epochs", "1", "--prior", "none", "--sample-tiles", "2", "--quiet"]  # fmt: skip
+    assert main(argv) == 0 and (out / "config.json").is_file()
+    nc = tmp_path / "in.nc"
+    open_zarr(store).load().to_netcdf(nc)
+    assert main([*argv[:2], str(nc), "--out", str(tmp_path / "other"), *argv[5:]]) == 2
+    assert "not a Zarr store" in capsys.readouterr().err

@@ -120,3 +120,20 @@ def test_what_cannot_be_scored_in_tiles_is_refused(store):
         tiled_scores.run_tiled_benchmark(
             store, ["linear"], holdouts=("block",), test_start=TEST_START
         )
+
+
+def test_benchmark_command_scores_a_store_by_tiles(store, tmp_path, capsys):
+    import json
+
+    from stimpute_core.cli import main
+
+    out = tmp_path / "bench.json"
+    argv = ["benchmark", "--data", str(store), "--models", "mean,linear", "--seeds", "1",
+            "--test-start", TEST_START, "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "scored 9 tiles" in captured.err and "| linear |" in captured.out
+    payload = json.loads(out.read_text())
+    assert payload["tiled"] is True and len(payload["runs"]) == 4
+    assert main([*argv[:4], "regression", *argv[5:], "--workers", "2"]) == 2
+    assert "tiled scoring needs" in capsys.readouterr().err

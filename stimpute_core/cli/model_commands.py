@@ -30,7 +30,13 @@ from .common import (
     seed,
 )
 from .common import eprint as _eprint
-from .tiled import add_tiled_options, cmd_impute_tiled, wants_tiles
+from .tiled import (
+    add_tiled_options,
+    cmd_benchmark_tiled,
+    cmd_impute_tiled,
+    wants_tiled_benchmark,
+    wants_tiles,
+)
 
 
 def _training_bar(quiet: bool):
@@ -77,13 +83,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
         distributed.close()
 
 
+def _training_data(args: argparse.Namespace):
+    """The Dataset ``train`` fits on: ``--data`` whole, or ``--sample-tiles`` of its tiles."""
+    if args.sample_tiles is None:
+        return open_dataset(args.data)
+    from ..data.zarr_io import is_zarr
+    from ..tile_sample import sample_tiles
+
+    if not is_zarr(args.data):
+        raise ValueError(f"--sample-tiles: --data {args.data} is not a Zarr store (.zarr)")
+    return sample_tiles(args.data, args.sample_tiles, seed=args.seed)
+
+
 def _train(args: argparse.Namespace, main: bool = True) -> int:
     """Train and save; ``main=False`` (a process other than rank 0): train only."""
     from ..models.st_transformer.checkpoint import check_target
     from ..models.st_transformer.model import STTransformerImputer
 
     check_target(args.out, overwrite=args.overwrite, hint="--overwrite")  # before any training
-    ds = open_dataset(args.data)
+    ds = _training_data(args)
     if args.model == "diffrecon":
         return _train_diffrecon(args, ds)
     model = STTransformerImputer(
@@ -223,6 +241,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         )
     if args.json:
         check_output_file(Path(args.json), "--json")
+    if wants_tiled_benchmark(args, models):
+        return cmd_benchmark_tiled(args, models, holdouts, list(range(args.seeds)))
     ds = open_dataset(args.data)
     seeds = list(range(args.seeds))
     total = len(models) * len(holdouts) * len(seeds)
@@ -348,6 +368,11 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         "CPU, nccl on CUDA), e.g. `torchrun --nproc_per_node 2 -m stimpute_core.cli train "
         "--distributed ...`; rank 0 reports and writes --out",
     )  # fmt: skip
+    train.add_argument(
+        "--sample-tiles", type=positive_int,
+        help="train on K full tiles of a Zarr store, drawn with --seed and laid side by side "
+        "(a region larger than memory; see stimpute_core.tile_sample)",
+    )  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)
 
@@ -414,4 +439,8 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--json", help="write results to this JSON file")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_tiled_options(
+        bench,
+        "tiled scoring (a .zarr --data and per-cell models only: mean, linear, kalman, coarse)",
+    )
     bench.set_defaults(func=_cmd_benchmark)

@@ -84,11 +84,19 @@ def _bar(unit: str):
 
 
 def wants_tiled_benchmark(args: argparse.Namespace, models: list[str]) -> bool:
-    """Whether ``benchmark`` runs tile by tile: a Zarr store of per-cell models only."""
+    """Whether ``benchmark`` runs tile by tile: a Zarr store of per-cell models only.
+    ValueError when a tiling option asks for it and it cannot be."""
     from ..data.zarr_io import is_zarr
     from ..tiles import TILED_MODELS
 
-    return is_zarr(args.data) and all(m in TILED_MODELS for m in models)
+    tiled = is_zarr(args.data) and all(m in TILED_MODELS for m in models)
+    asked = [f"--{n}" for n in ("workers", "scheduler", "tile") if getattr(args, n) is not None]
+    if asked and not tiled:
+        raise ValueError(
+            f"{', '.join(asked)}: tiled scoring needs a Zarr store (.zarr) as --data and only "
+            f"per-cell models ({', '.join(TILED_MODELS)}); got {', '.join(models)}"
+        )
+    return tiled
 
 
 def cmd_benchmark_tiled(
