@@ -72,6 +72,17 @@ def test_validation_of_a_store_never_loads_a_whole_cube(small, tmp_path, no_whol
         open_zarr(tmp_path / "empty.zarr")
 
 
+def test_a_store_is_described_without_loading_a_whole_cube(small, tmp_path, no_whole_cube):
+    from stimpute_core.data.summary import describe
+
+    write_zarr(small, tmp_path / "s.zarr", tile=4)
+    want, got = describe(small), describe(open_zarr(tmp_path / "s.zarr"))
+    for info in (want, got):  # a store lists its variables by name
+        info["dynamic_covariates"].sort()
+        info["static_covariates"].sort()
+    assert got == want and got["observed_values"] > 0
+
+
 def test_the_guard_catches_a_whole_cube_load(small, tmp_path, no_whole_cube):
     write_zarr(small, tmp_path / "s.zarr", tile=4)
     with pytest.raises(AssertionError, match="whole"):

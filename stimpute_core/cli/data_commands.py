@@ -11,9 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from ..data import ContractError, open_dataset, write_dataset
 from ..data.grid import TXSON_BOX, GridBox
 from ..data.readers.formats import GRANULES_DESCRIPTION
@@ -124,25 +121,8 @@ def _streamed(path: Path) -> bool:
 
 
 def _description(ds) -> str:
-    """:func:`describe` of ``ds`` as text; for a lazily opened store without loading the cube:
-    the target's counts come from reductions computed tile by tile."""
-    from ..data.contract import TARGET
-
-    if ds[TARGET].chunks is None:  # in memory
-        return format_description(describe(ds))
-    info = describe(ds.isel(time=slice(0, 1)))  # grid, covariates, land cover, stations
-    observed = ds[TARGET].notnull()
-    per_day = observed.any(("y", "x")).values
-    count = int(observed.sum())
-    times = ds.indexes["time"][per_day]
-    gaps = (times[1:] - times[:-1]) / pd.Timedelta(days=1)
-    t = ds.indexes["time"]
-    info["period"] = {"start": f"{t[0]:%Y-%m-%d}", "end": f"{t[-1]:%Y-%m-%d}", "days": len(t)}
-    info["missing_percent"] = float(100.0 * (1.0 - count / observed.size))
-    info["observed_values"] = count
-    info["days_with_observations"] = int(per_day.sum())
-    info["median_gap_days"] = float(np.median(gaps)) if len(gaps) else None
-    return format_description(info)
+    """:func:`describe` of ``ds`` as text (a lazily opened store: without loading the cube)."""
+    return format_description(describe(ds))
 
 
 def _cmd_data_smap(args: argparse.Namespace) -> int:

@@ -59,9 +59,9 @@ def describe(ds: xr.Dataset) -> dict[str, Any]:
     """Grid, period, sparsity, covariates, land-cover mix and stations of ``ds`` as plain values.
 
     ``ds`` must pass :func:`describe_problems`; the target may be stored in any dimension order.
+    A lazily opened store is described without loading its cube (reductions, tile by tile).
     """
     t = pd.DatetimeIndex(ds["time"].values)
-    observed = np.isfinite(_target(ds))
     x, y = ds["x"].values, ds["y"].values
     dynamic, static = covariate_names(ds)
     gaps = sparsity(ds)
@@ -77,7 +77,7 @@ def describe(ds: xr.Dataset) -> dict[str, Any]:
         },
         "period": {"start": f"{t[0]:%Y-%m-%d}", "end": f"{t[-1]:%Y-%m-%d}", "days": len(t)},
         "missing_percent": gaps["missing_percent"],
-        "observed_values": int(observed.sum()),
+        "observed_values": gaps["observed_values"],
         "days_with_observations": gaps["days_with_observations"],
         "median_gap_days": gaps["median_gap_days"] if gaps["days_with_observations"] > 1 else None,
         "dynamic_covariates": dynamic,
@@ -136,22 +136,31 @@ def daily_coverage(ds: xr.Dataset) -> pd.Series:
     return pd.Series(cover, index=pd.DatetimeIndex(ds["time"].values), name="coverage")
 
 
+def _observed_per_day(ds: xr.Dataset) -> np.ndarray:
+    """Observed cells of each day: one reduction, computed tile by tile on a lazily opened
+    store (the cube is never loaded whole)."""
+    other = [d for d in ds[TARGET].dims if d != "time"]
+    return np.asarray(ds[TARGET].notnull().sum(other).values, dtype=np.int64)
+
+
 def sparsity(ds: xr.Dataset) -> dict[str, float | int]:
     """How sparse the target is: the overall missing rate and how often a day has data.
 
     Returns ``missing_percent`` (share of cell-days without an observation, in %),
     ``days_with_observations`` (days on which at least one cell is observed), ``days`` (days in
-    ``ds``) and ``median_gap_days`` (median spacing of the observed days, in days: the typical
-    revisit; NaN with fewer than two observed days).
+    ``ds``), ``median_gap_days`` (median spacing of the observed days, in days: the typical
+    revisit; NaN with fewer than two observed days) and ``observed_values``. Works on a lazily
+    opened store without loading its cube.
     """
-    obs = ds[TARGET]
-    observed = np.isfinite(obs.transpose("time", ...).values)
+    per_day = _observed_per_day(ds)
     times = pd.DatetimeIndex(ds["time"].values)
-    days = times[observed.any(axis=tuple(range(1, observed.ndim)))]
+    days = times[per_day > 0]
     gaps = np.diff(days.values) / np.timedelta64(1, "D")
+    size = int(ds[TARGET].size)
     return {
-        "missing_percent": float(100.0 * (1.0 - observed.mean())),
+        "missing_percent": float(100.0 * (1.0 - per_day.sum() / size)) if size else 100.0,
         "days_with_observations": len(days),
         "days": len(times),
         "median_gap_days": float(np.median(gaps)) if len(gaps) else float("nan"),
+        "observed_values": int(per_day.sum()),
     }
