@@ -68,6 +68,7 @@ def test_train_command_on_a_sample_of_tiles(store, tmp_path, capsys):
     argv = ["train", "--data", str(store), "--out", str(out), "--profile", "tiny",
             "--epochs", "1", "--prior", "none", "--sample-tiles", "2", "--quiet"]  # fmt: skip
     assert main(argv) == 0 and (out / "config.json").is_file()
+    assert "1 epoch(s)" in capsys.readouterr().err  # the untrained score is not an epoch
     nc = tmp_path / "in.nc"
     open_zarr(store).load().to_netcdf(nc)
     assert main([*argv[:2], str(nc), "--out", str(tmp_path / "other"), *argv[5:]]) == 2

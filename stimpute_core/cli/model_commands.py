@@ -132,7 +132,8 @@ def _train(args: argparse.Namespace, main: bool = True) -> int:
     command = "stimpute " + " ".join(sys.argv[1:]) if args.record_command else None
     out = _save_trained(model, args.out, command=command, overwrite=args.overwrite)
     best = min(h["val_mae"] for h in model.history_)
-    _eprint(f"wrote {out}: {len(model.history_)} epoch(s), best validation MAE {best:.4f} m³/m³")
+    epochs = sum(h["epoch"] > 0 for h in model.history_)  # the first entry: before training
+    _eprint(f"wrote {out}: {epochs} epoch(s), best validation MAE {best:.4f} m³/m³")
     return 0
 
 
