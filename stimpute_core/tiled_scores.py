@@ -37,6 +37,7 @@ import xarray as xr
 from . import masks
 from .benchmark import PERIODS, default_split
 from .data.contract import TARGET, TRUTH
+from .data.tasks import run_tasks
 from .data.zarr_io import load_here, open_zarr
 from .models import make_imputer
 from .tiles import TILED_MODELS, Tile, plan_tiles, store_tile
@@ -109,9 +110,9 @@ def holdout_for_tile(
 
 
 def score_tile(
+    plan: dict[str, Any],
     source: str,
     models: Sequence[str],
-    plan: dict[str, Any],
     tile: Tile,
 ) -> list[dict[str, Any]]:
     """Score ``models`` on one tile of the store ``source`` for every hold-out and seed of
@@ -199,26 +200,8 @@ def run_tiled_benchmark(
     plan = {"periods": spans, "holdouts": holdouts, "seeds": list(seeds),
             "fraction": fraction, "days": days}  # fmt: skip
     tiles = plan_tiles(ds.sizes["y"], ds.sizes["x"], store_tile(ds) if tile is None else tile)
-    results: list[list[dict[str, Any]]] = []
-    if progress is not None:
-        progress(0, len(tiles))
-    if client is None:
-        for t in tiles:
-            results.append(score_tile(str(source), list(models), plan, t))
-            if progress is not None:
-                progress(len(results), len(tiles))
-    else:
-        from distributed import as_completed
-
-        shared = client.scatter(plan, broadcast=True)
-        futures = [
-            client.submit(score_tile, str(source), list(models), shared, t, pure=False)
-            for t in tiles
-        ]
-        for future in as_completed(futures):
-            results.append(future.result())
-            if progress is not None:
-                progress(len(results), len(tiles))
+    jobs = [(str(source), list(models), t) for t in tiles]
+    results = run_tasks(score_tile, jobs, shared=plan, client=client, progress=progress)
     return _combine(results, spans)
 
 

@@ -44,8 +44,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .data.atomic import atomic_write, check_creatable
+from .data.atomic import atomic_write, check_creatable, replace_dir
 from .data.contract import TARGET
+from .data.tasks import run_tasks
 from .data.zarr_io import DEFAULT_TILE, KEPT_ENCODING, SUFFIX, is_store, load_here, open_zarr
 from .models import make_imputer
 from .models.base import OUTPUT_NAME
@@ -272,36 +273,12 @@ def impute_tiled(
     done = _start(partial, ds, _run_key(source, model, size, ds), size)
     todo = [t for t in tiles if t.index not in done]
     t0 = time.perf_counter()
-    finished = len(tiles) - len(todo)
-    if progress is not None:
-        progress(finished, len(tiles))
-    if client is None:
-        results = []
-        for t in todo:
-            results.append(impute_tile(str(source), str(partial), model, t))
-            finished += 1
-            if progress is not None:
-                progress(finished, len(tiles))
-    else:
-        from distributed import as_completed
-
-        futures = [
-            client.submit(impute_tile, str(source), str(partial), model, t, pure=False)
-            for t in todo
-        ]
-        results = []
-        for future in as_completed(futures):
-            results.append(future.result())
-            finished += 1
-            if progress is not None:
-                progress(finished, len(tiles))
+    jobs = [(str(source), str(partial), model, t) for t in todo]
+    results = run_tasks(
+        impute_tile, jobs, client=client, progress=progress, done=len(tiles) - len(todo)
+    )
     shutil.rmtree(partial / RUN_DIR)
-    old = out.with_name(f".{out.name}.old")
-    if out.exists():  # the previous output goes aside until the new one is in place
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-    os.replace(partial, out)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(partial, out)  # the previous output goes aside until the new one is in place
     return {
         "tiles": len(tiles),
         "skipped": len(tiles) - len(todo),

@@ -51,7 +51,8 @@ def wants_tiles(args: argparse.Namespace) -> bool:
 
 @contextlib.contextmanager
 def _client(args: argparse.Namespace):
-    """The Dask client of the run (None: tiles one after another in this process)."""
+    """The Dask client of the run, its dashboard's address printed (None: tiles one after
+    another in this process)."""
     if args.workers is None and args.scheduler is None:
         yield None
         return
@@ -59,6 +60,7 @@ def _client(args: argparse.Namespace):
 
     if args.scheduler is not None:
         with Client(args.scheduler) as client:
+            eprint(f"Dask dashboard: {client.dashboard_link}")
             yield client
         return
     if args.workers < 1:
@@ -67,6 +69,7 @@ def _client(args: argparse.Namespace):
         n_workers=args.workers, threads_per_worker=1, memory_limit=args.worker_memory,
         processes=True, dashboard_address=":0",
     ) as cluster, Client(cluster) as client:  # fmt: skip
+        eprint(f"Dask dashboard: {client.dashboard_link}")
         yield client
 
 
@@ -111,8 +114,6 @@ def cmd_benchmark_tiled(
     t0 = time.perf_counter()
     progress, close = _bar("tile")
     with _client(args) as client:
-        if client is not None:
-            eprint(f"Dask dashboard: {client.dashboard_link}")
         results = run_tiled_benchmark(
             args.data, models, holdouts, seeds, fraction=args.fraction,
             test_start=args.test_start, tile=args.tile, client=client, progress=progress,
@@ -163,8 +164,6 @@ def cmd_data_region(args: argparse.Namespace) -> int:
     cfg = RegionConfig(seed=args.seed, start=args.start, end=args.end, box=box)
     progress, close = _bar("tile")
     with _client(args) as client:
-        if client is not None:
-            eprint(f"Dask dashboard: {client.dashboard_link}")
         summary = write_region_store(
             cfg, args.out, tile=args.tile or 72, client=client, progress=progress
         )
@@ -186,8 +185,6 @@ def cmd_impute_tiled(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     progress, close = _bar("tile")
     with _client(args) as client:
-        if client is not None:
-            eprint(f"Dask dashboard: {client.dashboard_link}")
         summary = impute_tiled(
             args.data, str(args.model), args.out, tile=args.tile, client=client, progress=progress
         )

@@ -146,6 +146,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     return path
 
 
+def replace_dir(new: Path, path: Path) -> None:
+    """Put the finished folder ``new`` in the place of ``path``: an existing ``path`` is moved
+    aside to ``.<name>.old`` until ``new`` is in place, then removed."""
+    old = path.with_name(f".{path.name}.old")
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(new, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, path)
+
+
 def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Write the folder ``path`` atomically: ``write`` fills a temporary folder beside it, which
     then takes its place (an existing folder is moved aside to ``.<name>.old`` first and removed
@@ -169,13 +182,7 @@ def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], object]) -
     try:
         tmp.chmod(_mode(path, tmp))
         write(tmp)
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -188,4 +195,5 @@ __all__ = [
     "atomic_write_dir",
     "check_creatable",
     "remove_stale_temporaries",
+    "replace_dir",
 ]

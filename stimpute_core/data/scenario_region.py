@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import ndtr
 
-from .atomic import check_creatable
+from .atomic import check_creatable, replace_dir
 from .contract import validate
 from .grid import EASE2_CRS, TXSON_BOX, GridBox, grid_coords
 from .scenario import GRID3, STATIC, VARIABLES, land_cover_variable
@@ -62,6 +62,7 @@ from .scenario_processes import (
     _weather_fields,
     _weather_series,
 )
+from .tasks import run_tasks
 from .zarr_io import SUFFIX, is_store
 
 #: Cells along a side of one 36 km block (an EASE-Grid 2.0 M36 cell): the unit of generation.
@@ -288,35 +289,15 @@ def write_region_store(
         partial, mode="w", zarr_format=2, consolidated=True, compute=False
     )
     jobs = [(ty, tx) for ty in range(-(-ny // tile)) for tx in range(-(-nx // tile))]
-    done = 0
-    if progress is not None:
-        progress(0, len(jobs))
-    if client is None:
-        for ty, tx in jobs:
-            write_region_tile(plan, str(partial), tile, ty, tx)
-            done += 1
-            if progress is not None:
-                progress(done, len(jobs))
-    else:
-        from distributed import as_completed
-
-        shared = client.scatter(plan, broadcast=True)
-        futures = [
-            client.submit(write_region_tile, shared, str(partial), tile, ty, tx, pure=False)
-            for ty, tx in jobs
-        ]
-        for future in as_completed(futures):
-            future.result()
-            done += 1
-            if progress is not None:
-                progress(done, len(jobs))
+    run_tasks(
+        write_region_tile,
+        [(str(partial), tile, ty, tx) for ty, tx in jobs],
+        shared=plan,
+        client=client,
+        progress=progress,
+    )
     validate(xr.open_zarr(partial, chunks={}), source=str(path))
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(partial, path)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(partial, path)
     return {
         "tiles": len(jobs),
         "shape": [nt, ny, nx],
