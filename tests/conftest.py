@@ -1,4 +1,5 @@
-"""Shared fixtures: a ``panel serve app/`` subprocess on a free port."""
+"""Shared fixtures: a ``panel serve app/`` subprocess on a free port; a guard against loading a
+whole lazily opened cube."""
 
 from __future__ import annotations
 
@@ -51,3 +52,19 @@ def serve_app(env: dict, timeout: float = 180) -> Iterator[tuple[str, list[str]]
 def app_server():
     """The :func:`serve_app` context manager."""
     return serve_app
+
+
+@pytest.fixture
+def no_whole_cube(monkeypatch):
+    """Fail any conversion of a Dask-backed cube (time, y, x) to one numpy array: what
+    ``.values`` on a lazily opened store does. Reductions computed chunk by chunk still work."""
+    import dask.array
+
+    real = dask.array.Array.__array__
+
+    def guarded(self, *args, **kwargs):
+        if self.ndim == 3:
+            raise AssertionError(f"a whole {self.shape} cube was loaded")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(dask.array.Array, "__array__", guarded)

@@ -7,7 +7,6 @@ import json
 import tracemalloc
 from pathlib import Path
 
-import dask.array
 import h5py
 import numpy as np
 import pandas as pd
@@ -103,19 +102,6 @@ def test_the_command_writes_a_store_equal_to_its_netcdf(granules, tmp_path, caps
     bits = [d["soil_moisture"].values.view(np.uint32) for d in (nc, store)]
     np.testing.assert_array_equal(*bits)
     assert main(["data", "info", str(tmp_path / "cube.zarr")]) == 0
-
-
-@pytest.fixture
-def no_whole_cube(monkeypatch):
-    """Fail any conversion of a Dask-backed cube (time, y, x) to one numpy array."""
-    real = dask.array.Array.__array__
-
-    def guarded(self, *args, **kwargs):
-        if self.ndim == 3:
-            raise AssertionError(f"a whole {self.shape} cube was loaded")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(dask.array.Array, "__array__", guarded)
 
 
 @pytest.mark.slow

@@ -24,20 +24,6 @@ def small():
     return make_scenario(cfg).load()
 
 
-@pytest.fixture
-def no_whole_cube(monkeypatch):
-    """Fail any conversion of a Dask-backed cube (time, y, x) to one numpy array: what
-    ``.values`` on a lazily opened store does. Reductions computed chunk by chunk still work."""
-    real = dask.array.Array.__array__
-
-    def guarded(self, *args, **kwargs):
-        if self.ndim == 3:
-            raise AssertionError(f"a whole {self.shape} cube was loaded")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(dask.array.Array, "__array__", guarded)
-
-
 def test_a_store_round_trips_like_netcdf_in_space_tiles(small, tmp_path):
     write_netcdf(small, tmp_path / "s.nc")
     write_zarr(small, tmp_path / "s.zarr", tile=4)
