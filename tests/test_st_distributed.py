@@ -149,7 +149,7 @@ def test_distributed_needs_torchrun_and_torchrun_needs_distributed(tmp_path, mon
         monkeypatch.delenv(name, raising=False)
     assert main([*argv, "--distributed"]) == 2
     assert "not set: several processes are started by torchrun" in capsys.readouterr().err
-    monkeypatch.setattr("stimpute_core.cli.model_commands.device", str)  # no GPU here
+    monkeypatch.setattr("stimpute_core.cli.train_command.device", str)  # no GPU here
     assert main([*argv, "--distributed", "--device", "cuda:1"]) == 2
     assert (
         "give cuda (each process then takes the GPU of its LOCAL_RANK)" in capsys.readouterr().err

@@ -1,10 +1,9 @@
-"""``stimpute train``, ``impute`` and ``benchmark``: fit, apply and compare models."""
+"""``stimpute impute`` and ``benchmark``: apply and compare models (``train``: :mod:`.train_command`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from ..masks import MASK_KINDS
 from ..models import MODEL_NAMES, PROFILE_NAMES, SLOW_ON_CPU, installed_models
 from ..models.base import OUTPUT_NAME, is_probabilistic
 from ..models.baselines import BASELINES
-from ..protocol import fit_for_evaluation
 from .common import (
     check_output_file,
     day,
@@ -27,7 +25,6 @@ from .common import (
     minutes,
     positive_int,
     quantile_levels,
-    seed,
 )
 from .common import eprint as _eprint
 from .tiled import (
@@ -37,150 +34,7 @@ from .tiled import (
     wants_tiled_benchmark,
     wants_tiles,
 )
-
-
-def _training_bar(quiet: bool):
-    """A tqdm bar over training steps and the callback that drives it."""
-    bar = tqdm(
-        total=1000, desc="training", file=sys.stderr, disable=quiet,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
-    )  # fmt: skip
-
-    def callback(p) -> None:
-        bar.n = int(1000 * p.fraction)
-        post = {"epoch": f"{p.epoch}/{p.epochs}"}
-        if p.train_loss is not None:
-            post["loss"] = f"{p.train_loss:.3f}"
-        if p.best_val_mae is not None:
-            post["val MAE"] = f"{p.best_val_mae:.4f}"
-        if p.eta_s is not None:
-            post["eta"] = f"{p.eta_s / 60:.1f} min"
-        bar.set_postfix(post, refresh=False)
-        bar.refresh()
-
-    return bar, callback
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from ..models.st_transformer import distributed
-
-    if args.distributed and args.model != "st-transformer":
-        raise ValueError(f"--distributed: trains the ST-Transformer only, not {args.model}")
-    if not args.distributed and distributed.launched_by_torchrun():
-        raise ValueError(
-            f"WORLD_SIZE={os.environ['WORLD_SIZE']}: started by torchrun without --distributed, "
-            "every process would train and write the same model: add --distributed"
-        )
-    if not args.distributed:
-        return _train(args)
-    if args.device and ":" in args.device:
-        raise ValueError(f"--device {args.device} with --distributed: give cuda (each process "
-                         "then takes the GPU of its LOCAL_RANK) or cpu")  # fmt: skip
-    distributed.init_from_env(args.device)
-    try:
-        return _train(args, main=distributed.is_main())
-    finally:
-        distributed.close()
-
-
-def _training_data(args: argparse.Namespace):
-    """The Dataset ``train`` fits on: ``--data`` whole, or ``--sample-tiles`` of its tiles."""
-    if args.sample_tiles is None:
-        return open_dataset(args.data)
-    from ..data.zarr_io import is_zarr
-    from ..tile_sample import sample_tiles
-
-    if not is_zarr(args.data):
-        raise ValueError(f"--sample-tiles: --data {args.data} is not a Zarr store (.zarr)")
-    return sample_tiles(args.data, args.sample_tiles, seed=args.seed)
-
-
-def _train(args: argparse.Namespace, main: bool = True) -> int:
-    """Train and save; ``main=False`` (a process other than rank 0): train only."""
-    from ..models.st_transformer.checkpoint import check_target
-    from ..models.st_transformer.model import STTransformerImputer
-
-    check_target(args.out, overwrite=args.overwrite, hint="--overwrite")  # before any training
-    ds = _training_data(args)
-    if args.model == "diffrecon":
-        return _train_diffrecon(args, ds)
-    model = STTransformerImputer(
-        profile=args.profile,
-        spatial=args.spatial,
-        temporal=not args.no_temporal,
-        use_covariates=not args.no_covariates,
-        mask_kind=args.mask.replace("-", "_"),
-        derived_inputs=not args.no_derived,
-        cell_context=not args.no_context,
-        prior=None if args.prior == "none" else args.prior,
-        day_pool=not args.no_day_pool,
-        epochs=args.epochs,
-        max_minutes=args.max_minutes,
-        seed=args.seed,
-        device=args.device,
-    )
-    bar, callback = _training_bar(args.quiet or not main)
-    try:
-        if args.hide_evaluation:  # the protocol of the app's scores: see stimpute_core.protocol
-            fit_for_evaluation(model, ds, callbacks=[callback])
-        else:
-            model.fit(ds, callbacks=[callback])
-    finally:
-        bar.close()
-    if not main:  # rank 0 writes the checkpoint
-        return 0
-    command = "stimpute " + " ".join(sys.argv[1:]) if args.record_command else None
-    out = _save_trained(model, args.out, command=command, overwrite=args.overwrite)
-    best = min(h["val_mae"] for h in model.history_)
-    epochs = sum(h["epoch"] > 0 for h in model.history_)  # the first entry: before training
-    _eprint(f"wrote {out}: {epochs} epoch(s), best validation MAE {best:.4f} m³/m³")
-    return 0
-
-
-def _train_diffrecon(args: argparse.Namespace, ds) -> int:
-    """``stimpute train --model diffrecon``: the two-stage diffusion imputer, saved."""
-    from ..models.diffrecon.model import DiffReconImputer
-
-    st_only = {
-        "--spatial": args.spatial != "swin", "--no-temporal": args.no_temporal,
-        "--no-covariates": args.no_covariates, "--prior": args.prior != "boosting",
-        "--no-derived": args.no_derived, "--no-context": args.no_context,
-        "--no-day-pool": args.no_day_pool,
-    }  # fmt: skip
-    given = [flag for flag, used in st_only.items() if used]
-    if given:
-        raise ValueError(f"{', '.join(given)}: options of the ST-Transformer, not of diffrecon")
-    model = DiffReconImputer(
-        profile=args.profile,
-        mask_kind=args.mask.replace("-", "_"),
-        epochs=args.epochs,
-        max_minutes=args.max_minutes,
-        seed=args.seed,
-        device=args.device,
-    )
-    t0 = time.perf_counter()
-    if args.hide_evaluation:
-        fit_for_evaluation(model, ds)
-    else:
-        model.fit(ds)
-    out = model.save(args.out, overwrite=args.overwrite)
-    _eprint(f"wrote {out}: diffrecon trained in {time.perf_counter() - t0:.0f} s")
-    return 0
-
-
-def _save_trained(model, out: Path, *, command: str | None, overwrite: bool) -> Path:
-    """Save a trained model to ``out``; if that fails now (the folder changed during training,
-    a full disk), beside it under a new name, so that the training is not lost."""
-    try:
-        return model.save(out, command=command, overwrite=overwrite)
-    except (OSError, ValueError) as err:
-        spare = out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        try:
-            model.save(spare, command=command)
-        except (OSError, ValueError):
-            raise err from None
-        _eprint(f"stimpute: warning: could not write {out} ({err}); saved as {spare} instead")
-        return spare
+from .train_command import DEVICE_HELP, MINUTES_HELP, add_train_command
 
 
 def _cmd_impute(args: argparse.Namespace) -> int:
@@ -309,73 +163,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-MINUTES_HELP = (
-    "training time budget in minutes, above 0 (default: the profile's: 8 for quick, 45 for "
-    "long, none for tiny and paper)"
-)
-DEVICE_HELP = "cpu, cuda or cuda:N (default: CUDA when present); refused if this machine lacks it"
-
-
 def add_model_commands(sub: argparse._SubParsersAction) -> None:
     """The ``train``, ``impute`` and ``benchmark`` commands."""
-    train = sub.add_parser("train", help="train the ST-Transformer on a contract NetCDF")
-    train.add_argument(
-        "--data", type=Path, required=True, help="contract NetCDF, or a Zarr store (.zarr)"
-    )
-    train.add_argument(
-        "--model", choices=("st-transformer", "diffrecon"), default="st-transformer",
-        help="the model to train (the options from --spatial to --no-day-pool are the "
-        "ST-Transformer's; diffrecon takes --profile tiny, quick or long)",
-    )  # fmt: skip
-    train.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
-    train.add_argument("--spatial", choices=("swin", "full", "none"), default="swin")
-    train.add_argument("--no-temporal", action="store_true", help="ablation: no temporal attention")
-    train.add_argument("--no-covariates", action="store_true", help="ablation: no covariates")
-    train.add_argument(
-        "--prior", default="boosting",
-        help="reference whose estimate the network corrects (boosting, regression, coarse, ...; "
-        "'none' for the paper's model)",
-    )  # fmt: skip
-    train.add_argument("--no-derived", action="store_true", help="ablation: no derived inputs")
-    train.add_argument("--no-context", action="store_true", help="ablation: no cell context")
-    train.add_argument("--no-day-pool", action="store_true", help="ablation: no day pooling")
-    train.add_argument(
-        "--mask", choices=("time-slice", "point"), default="time-slice",
-        help="self-supervised masking: whole days (default) or random entries",
-    )  # fmt: skip
-    train.add_argument("--epochs", type=positive_int, help="at least 1 (default: the profile's)")
-    train.add_argument("--max-minutes", type=minutes, help=MINUTES_HELP)
-    train.add_argument("--seed", type=seed, default=0, help="random seed, 0 or more")
-    train.add_argument("--device", type=device, help=DEVICE_HELP)
-    train.add_argument(
-        "--out", type=Path, required=True,
-        help="checkpoint folder: new or empty (checked before training; a folder holding other "
-        "files is never replaced)",
-    )  # fmt: skip
-    train.add_argument(
-        "--overwrite", action="store_true", help="replace the checkpoint already in --out"
-    )
-    train.add_argument(
-        "--record-command", action="store_true", help="store this command line in the checkpoint"
-    )
-    train.add_argument(
-        "--hide-evaluation", action="store_true",
-        help="never train on the entries the app scores on (the evaluation hold-out, see "
-        "stimpute_core.protocol); recorded in the checkpoint",
-    )  # fmt: skip
-    train.add_argument(
-        "--distributed", action="store_true",
-        help="train on the processes started by torchrun (DistributedDataParallel: gloo on the "
-        "CPU, nccl on CUDA), e.g. `torchrun --nproc_per_node 2 -m stimpute_core.cli train "
-        "--distributed ...`; rank 0 reports and writes --out",
-    )  # fmt: skip
-    train.add_argument(
-        "--sample-tiles", type=positive_int,
-        help="train on K full tiles of a Zarr store, drawn with --seed and laid side by side "
-        "(a region larger than memory; see stimpute_core.tile_sample)",
-    )  # fmt: skip
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=_cmd_train)
+    add_train_command(sub)
 
     impute = sub.add_parser("impute", help="fill a contract NetCDF with a trained checkpoint")  # fmt: skip
     impute.add_argument(

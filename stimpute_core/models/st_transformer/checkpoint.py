@@ -232,7 +232,7 @@ def _parse(cls, meta: Any, device: str | None, where: Path):
         norm = Normalizer.from_dict(meta["normalizer"])
         section = "training"
         record = dict(meta.get("training", {}))
-        settings = {k: v for k, v in record.items() if k != "holdout"}
+        settings = {k: v for k, v in record.items() if k not in ("holdout", "rounds")}
         if set(settings) - set(TrainingSettings.__dataclass_fields__):
             raise ValueError(
                 f"unknown key(s) {sorted(set(settings) - set(TrainingSettings.__dataclass_fields__))}"
@@ -261,6 +261,9 @@ def _parse(cls, meta: Any, device: str | None, where: Path):
         raise ValueError(f"{where}: cancelled = {cancelled!r}: expected true or false")
     if "holdout" in record and not isinstance(record["holdout"], dict):
         raise ValueError(f"{where}: training.holdout = {record['holdout']!r}: expected an object")
+    rounds = record.get("rounds", [])
+    if not isinstance(rounds, list) or not all(isinstance(r, dict) for r in rounds):
+        raise ValueError(f"{where}: training.rounds = {rounds!r}: expected a list of objects")
     model.history_, model.training_, model.cancelled_ = history, record, cancelled
     # Checkpoints from before intervals were added have no calibration: no quantiles.
     calibration = meta.get("calibration")
