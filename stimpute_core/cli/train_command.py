@@ -116,6 +116,10 @@ def _train(args: argparse.Namespace, main: bool = True) -> int:
         cell_context=not args.no_context,
         prior=None if args.prior == "none" else args.prior,
         day_pool=not args.no_day_pool,
+        bottleneck=None if args.bottleneck == "none" else args.bottleneck,
+        svq_placement=args.svq_placement,
+        svq_codes=args.svq_codes,
+        svq_frozen=not args.svq_learnable,
         epochs=args.epochs,
         max_minutes=args.max_minutes,
         seed=args.seed,
@@ -158,7 +162,7 @@ def _train_diffrecon(args: argparse.Namespace, ds) -> int:
         "--spatial": args.spatial != "swin", "--no-temporal": args.no_temporal,
         "--no-covariates": args.no_covariates, "--prior": args.prior != "boosting",
         "--no-derived": args.no_derived, "--no-context": args.no_context,
-        "--no-day-pool": args.no_day_pool,
+        "--no-day-pool": args.no_day_pool, "--bottleneck": args.bottleneck != "none",
     }  # fmt: skip
     given = [flag for flag, used in st_only.items() if used]
     if given:
@@ -223,6 +227,18 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
         "--mask", choices=("time-slice", "point"), default="time-slice",
         help="self-supervised masking: whole days (default) or random entries",
     )  # fmt: skip
+    train.add_argument(
+        "--bottleneck", choices=("none", "svq"), default="none",
+        help="svq: a sparse vector quantization bottleneck (stimpute_core.models.st_transformer.svq)",
+    )  # fmt: skip
+    train.add_argument(
+        "--svq-placement", choices=("pre", "post"), default="pre",
+        help="pre: on the input encoder's tokens; post: before the readout",
+    )  # fmt: skip
+    train.add_argument("--svq-codes", type=positive_int, default=512, help="codebook size")
+    train.add_argument(
+        "--svq-learnable", action="store_true", help="learn the codebook (default: frozen)"
+    )
     train.add_argument("--epochs", type=positive_int, help="at least 1 (default: the profile's)")
     train.add_argument("--max-minutes", type=minutes, help=MINUTES_HELP)
     train.add_argument("--seed", type=seed, default=0, help="random seed, 0 or more")

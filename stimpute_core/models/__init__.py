@@ -33,6 +33,9 @@ ST_VARIANTS: dict[str, dict[str, Any]] = {
     "st-transformer-noderived": {"derived_inputs": False},
     "st-transformer-nocontext": {"cell_context": False},
     "st-transformer-nodaypool": {"day_pool": False},
+    # The SVQ bottleneck (off by default; see the README's SVQ section).
+    "st-transformer-svq": {"bottleneck": "svq"},
+    "st-transformer-svq-post": {"bottleneck": "svq", "svq_placement": "post"},
     "st-transformer-paper": {
         "prior": None,
         "derived_inputs": False,

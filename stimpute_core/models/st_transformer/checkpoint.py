@@ -290,6 +290,16 @@ def _check_consistency(model: STTransformerImputer, cfg: STTransformerConfig, no
             raise ValueError(
                 f"{key} = {getattr(model, key)!r} but network.{key} = {getattr(cfg, key)!r}"
             )
+    if (model.bottleneck or "none") != cfg.bottleneck:
+        raise ValueError(
+            f"bottleneck = {model.bottleneck!r} but network.bottleneck = {cfg.bottleneck!r}"
+        )
+    if cfg.bottleneck == "svq":
+        for key in ("svq_placement", "svq_codes", "svq_frozen"):
+            if getattr(model, key) != getattr(cfg, key):
+                raise ValueError(
+                    f"{key} = {getattr(model, key)!r} but network.{key} = {getattr(cfg, key)!r}"
+                )
     if cfg.residual != (model._prior() is not None):
         raise ValueError(
             f"prior = {model._prior()!r} but network.residual = {cfg.residual!r} (a network "

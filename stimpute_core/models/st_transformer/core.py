@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .svq import PLACEMENTS, SparseVQ
+
 SPATIAL_KINDS = ("swin", "full", "none")
 #: Sizes a configuration may ask for: room for the ``paper`` profile and well beyond it, but a
 #: corrupt checkpoint cannot ask for gigabytes before anything is checked. A window of at most a
@@ -46,6 +48,7 @@ SPATIAL_KINDS = ("swin", "full", "none")
 SIZE_BOUNDS = {
     "n_covariates": (0, 4096), "hidden": (1, 1024), "n_layers": (1, 32), "n_heads": (1, 32),
     "patch": (1, 64), "window": (1, 366), "swin_window": (1, 64),
+    "svq_codes": (1, 16384), "svq_hidden": (1, 4096),
 }  # fmt: skip
 #: Neighbourhood widths (cells) of the day pooling; 0 is the whole patch.
 POOL_SIGMAS = (2.0, 6.0, 0.0)
@@ -77,13 +80,21 @@ class STTransformerConfig:
     #: (the evidence of the day in one step: windowed attention sees 4 x 4 cells). Computed
     #: from visible tokens only; the pooled means also reach the readout directly.
     day_pool: bool = False
+    #: ``"svq"``: a sparse vector quantization bottleneck (:mod:`.svq`) at ``svq_placement``
+    #: (``"pre"``: the encoder's tokens, ``"post"``: the last layer's), ``svq_codes`` codes,
+    #: an MLP of ``svq_hidden``, the codebook frozen unless ``svq_frozen`` is False.
+    bottleneck: str = "none"
+    svq_placement: str = "pre"
+    svq_codes: int = 512
+    svq_hidden: int = 128
+    svq_frozen: bool = True
 
     def __post_init__(self) -> None:
         for name, (low, high) in SIZE_BOUNDS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{name}={value!r}: expected an integer from {low} to {high}")
-        for name in ("temporal", "residual", "day_pool"):
+        for name in ("temporal", "residual", "day_pool", "svq_frozen"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected True or False")
         drop = self.dropout
@@ -102,6 +113,10 @@ class STTransformerConfig:
             raise ValueError(
                 f"spatial={self.spatial!r}: expected one of {', '.join(SPATIAL_KINDS)}"
             )
+        if self.bottleneck not in ("none", "svq"):
+            raise ValueError(f"bottleneck={self.bottleneck!r}: expected 'none' or 'svq'")
+        if self.svq_placement not in PLACEMENTS:
+            raise ValueError(f"svq_placement={self.svq_placement!r}: expected 'pre' or 'post'")
         if self.norm not in ("post", "pre"):
             raise ValueError(
                 f"norm={self.norm!r}: expected 'post' (paper) or 'pre' (authors' code)"
@@ -371,6 +386,9 @@ class STTransformer(nn.Module):
         else:
             self.readouts = nn.ModuleList(mlp(c, c, 1) for _ in range(cfg.n_layers))
             heads = list(self.readouts)
+        self.svq = None
+        if cfg.bottleneck == "svq":
+            self.svq = SparseVQ(c, cfg.svq_codes, cfg.svq_hidden, cfg.svq_frozen)
         if cfg.residual:
             for head in heads:
                 nn.init.zeros_(head[-1].weight)
@@ -381,10 +399,15 @@ class STTransformer(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Prediction (B, T, N) and, for deep supervision, the per-layer predictions."""
         h = self.encoder(y, visible, u)
+        pre, post = (self.svq, None) if self.cfg.svq_placement == "pre" else (None, self.svq)
+        if pre is not None:
+            h = pre(h)
         outs = []
         for layer in self.layers:
             h = layer(h)
             outs.append(h)
+        if post is not None:
+            outs[-1] = post(outs[-1])
         if self.cfg.readout == "concat":
             if self.encoder.pooled is not None:
                 outs.append(self.encoder.pooled)

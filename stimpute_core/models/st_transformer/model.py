@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -17,7 +16,6 @@ import xarray as xr
 from ...data.contract import TARGET
 from ..base import DEFAULT_QUANTILES, Imputer, as_output, integer, positive_int, positive_number
 from ..features import COARSE, fill_in_time, with_derived_features
-from ..windows import OverlapMean, patch_origins, take, window_starts
 from . import distributed
 from .attention import attention_weights
 from .checkpoint import (  # the shipped checkpoints are also found from here
@@ -29,13 +27,13 @@ from .checkpoint import (  # the shipped checkpoints are also found from here
 )
 from .core import STTransformer, STTransformerConfig
 from .data import IncompatibleDataError, Normalizer, SampleSet, encode, fingerprint, padded_size
+from .inference import predict_cube
 from .intervals import calibrate, distribution
 from .prior import CONTEXT_NAMES, CrossFittedPrior, cell_context
 from .training import (
     PRECISIONS,
     TrainingProgress,
     TrainingSettings,
-    autocast_dtype,
     pick_device,
     train_network,
     validation_mask,
@@ -107,6 +105,10 @@ class STTransformerImputer(Imputer):
       6-cell neighbourhoods and the whole patch), what windowed attention (4 x 4 cells) cannot
       gather in one step.
 
+    ``bottleneck="svq"`` adds a sparse vector quantization bottleneck (:mod:`.svq`) of
+    ``svq_codes`` codes (frozen unless ``svq_frozen=False``) at ``svq_placement``: ``"pre"``
+    (the encoder's tokens) or ``"post"`` (before the readout); it starts with no effect.
+
     ``use_covariates=False`` drops every covariate-based input (covariates, derived inputs, the
     prior and the coarse offset of the cell context).
     """
@@ -129,6 +131,10 @@ class STTransformerImputer(Imputer):
         prior_folds: int = 10,
         prior_smooth: bool | None = None,
         day_pool: bool = True,
+        bottleneck: str | None = None,
+        svq_placement: str = "pre",
+        svq_codes: int = 512,
+        svq_frozen: bool = True,
         epochs: int | None = None,
         max_minutes: float | None = None,
         patience: int | None = None,
@@ -151,6 +157,10 @@ class STTransformerImputer(Imputer):
         self.prior_folds = prior_folds
         self.prior_smooth = prior_smooth
         self.day_pool = day_pool
+        self.bottleneck = bottleneck
+        self.svq_placement = svq_placement
+        self.svq_codes = svq_codes
+        self.svq_frozen = svq_frozen
         self.epochs = epochs
         self.max_minutes = max_minutes
         self.patience = patience
@@ -187,6 +197,9 @@ class STTransformerImputer(Imputer):
             )
         if integer("seed", self.seed) < 0:
             raise ValueError(f"seed={self.seed!r}: expected a non-negative integer")
+        if self.bottleneck not in (None, "svq"):
+            raise ValueError(f"bottleneck={self.bottleneck!r}: expected None or 'svq'")
+        self._configs(0)  # the network's own checks (the SVQ settings among them)
         pick_device(self.device)  # an unknown device, or a GPU this machine lacks
 
     def _configs(self, n_covariates: int) -> tuple[STTransformerConfig, TrainingSettings]:
@@ -200,6 +213,10 @@ class STTransformerImputer(Imputer):
             spatial_embedding=self.spatial_embedding,
             residual=self._prior() is not None,
             day_pool=self.day_pool,
+            bottleneck=self.bottleneck or "none",
+            svq_placement=self.svq_placement,
+            svq_codes=self.svq_codes,
+            svq_frozen=self.svq_frozen,
             **prof["net"],
         )
         train = dict(prof["train"])
@@ -338,43 +355,9 @@ class STTransformerImputer(Imputer):
     def _device(self) -> torch.device:
         return pick_device(self.device)
 
-    @torch.no_grad()
     def predict_cube(self, ds: xr.Dataset, *, batch_size: int = 16) -> np.ndarray:
         """Model output for every cell-day of ``ds`` (original units), before keeping observations."""
-        self._check_fitted("net_", "normalizer_")
-        assert self.net_ is not None and self.normalizer_ is not None
-        cfg = self.net_.cfg
-        y, u, offset = self._encode(ds)
-        t, hp, wp = y.shape
-        stride = self.impute_stride or max(1, cfg.window // 2)
-        device = self._device()
-        net = self.net_.to(device)
-        acc = OverlapMean((max(t, cfg.window), hp, wp))
-        index = [
-            (t0, r0, c0)
-            for t0 in window_starts(t, cfg.window, stride)
-            for r0, c0 in patch_origins(hp, wp, cfg.patch)
-        ]
-        p, w = cfg.patch, cfg.window
-        cast = autocast_dtype(self.impute_precision, device)
-        for k in range(0, len(index), batch_size):
-            chunk = index[k : k + batch_size]
-            ys = np.stack([take(y, *i, w, p) for i in chunk])
-            us = np.stack([take(u, *i, w, p) for i in chunk])
-            vis = np.isfinite(ys)
-            with torch.autocast(device.type, dtype=cast) if cast else contextlib.nullcontext():
-                pred, _ = net(
-                    torch.as_tensor(np.nan_to_num(ys), device=device),
-                    torch.as_tensor(vis, device=device),
-                    torch.as_tensor(us, device=device) if us.shape[-1] else None,
-                )
-            pred = pred.float().cpu().numpy().reshape(len(chunk), w, p, p)
-            for (t0, r0, c0), values in zip(chunk, pred, strict=True):
-                acc.add(values, t0, r0, c0)
-        self.net_.cpu()
-        h, wd = ds[TARGET].shape[1:]
-        out = acc.mean()[:t, :h, :wd] * self.normalizer_.y_std
-        return out + (self.normalizer_.y_mean if offset is None else offset)
+        return predict_cube(self, ds, batch_size=batch_size)
 
     def check(self, ds: xr.Dataset) -> None:
         """Raise :class:`IncompatibleDataError` if ``ds`` lacks what the model was trained with
