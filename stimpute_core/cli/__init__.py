@@ -14,6 +14,7 @@ from ..data import ContractError
 from ..data.readers import ReaderError
 from .common import eprint
 from .data_commands import add_data_commands
+from .forecast_command import add_forecast_command
 from .model_commands import add_model_commands
 
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_data_commands(sub)
     add_model_commands(sub)
+    add_forecast_command(sub)
     return parser
 
 

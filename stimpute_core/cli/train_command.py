@@ -114,12 +114,13 @@ def _train(args: argparse.Namespace, main: bool = True) -> int:
         mask_kind=args.mask.replace("-", "_"),
         derived_inputs=not args.no_derived,
         cell_context=not args.no_context,
-        prior=None if args.prior == "none" else args.prior,
+        prior=None if args.prior == "none" or args.mask == "forecast" else args.prior,
         day_pool=not args.no_day_pool,
         bottleneck=None if args.bottleneck == "none" else args.bottleneck,
         svq_placement=args.svq_placement,
         svq_codes=args.svq_codes,
         svq_frozen=not args.svq_learnable,
+        forecast_days=args.forecast_days,
         epochs=args.epochs,
         max_minutes=args.max_minutes,
         seed=args.seed,
@@ -224,8 +225,13 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--no-context", action="store_true", help="ablation: no cell context")
     train.add_argument("--no-day-pool", action="store_true", help="ablation: no day pooling")
     train.add_argument(
-        "--mask", choices=("time-slice", "point"), default="time-slice",
-        help="self-supervised masking: whole days (default) or random entries",
+        "--mask", choices=("time-slice", "point", "forecast"), default="time-slice",
+        help="self-supervised masking: whole days (default) or random entries; forecast: the "
+        "last --forecast-days of each window, for `stimpute forecast` (no prior)",
+    )  # fmt: skip
+    train.add_argument(
+        "--forecast-days", type=positive_int, default=7,
+        help="with --mask forecast: the most days ahead the model forecasts (default 7)",
     )  # fmt: skip
     train.add_argument(
         "--bottleneck", choices=("none", "svq"), default="none",

@@ -32,6 +32,7 @@ from .intervals import calibrate, distribution
 from .prior import CONTEXT_NAMES, CrossFittedPrior, cell_context
 from .training import (
     PRECISIONS,
+    TRAINING_MASKS,
     TrainingProgress,
     TrainingSettings,
     pick_device,
@@ -83,7 +84,8 @@ class STTransformerImputer(Imputer):
     MSA variant) or ``"none"``; ``temporal=False`` drops temporal attention and
     ``use_covariates=False`` the covariates (the paper's ablations). ``readout``, ``norm`` and
     ``spatial_embedding`` choose between the paper (default) and the authors' code (see
-    :mod:`.core`). ``mask_kind`` is the self-supervised masking: ``"time_slice"`` or ``"point"``.
+    :mod:`.core`). ``mask_kind`` is the self-supervised masking: ``"time_slice"``, ``"point"`` or
+    ``"forecast"`` (the last ``forecast_days`` of each window; no prior; see :mod:`.forecast`).
     ``impute_stride`` is the day step between overlapping windows when imputing (default: half a
     window); predictions of overlapping windows are averaged. ``impute_precision``: ``"auto"``
     (default) runs the network in bfloat16 on a GPU that computes it natively and in float32
@@ -135,6 +137,7 @@ class STTransformerImputer(Imputer):
         svq_placement: str = "pre",
         svq_codes: int = 512,
         svq_frozen: bool = True,
+        forecast_days: int = 7,
         epochs: int | None = None,
         max_minutes: float | None = None,
         patience: int | None = None,
@@ -161,6 +164,7 @@ class STTransformerImputer(Imputer):
         self.svq_placement = svq_placement
         self.svq_codes = svq_codes
         self.svq_frozen = svq_frozen
+        self.forecast_days = forecast_days
         self.epochs = epochs
         self.max_minutes = max_minutes
         self.patience = patience
@@ -183,8 +187,10 @@ class STTransformerImputer(Imputer):
                 raise ValueError(f"{flag}={getattr(self, flag)!r}: expected True or False")
         if self.prior_smooth not in (None, True, False):
             raise ValueError(f"prior_smooth={self.prior_smooth!r}: expected True, False or None")
-        if self.mask_kind not in ("time_slice", "point"):
-            raise ValueError(f"mask_kind={self.mask_kind!r}: expected 'time_slice' or 'point'")
+        if self.mask_kind not in TRAINING_MASKS:
+            raise ValueError(f"mask_kind={self.mask_kind!r}: expected one of {TRAINING_MASKS}")
+        if positive_int("forecast_days", self.forecast_days) >= self._configs(0)[0].window:
+            raise ValueError(f"forecast_days={self.forecast_days}: expected fewer than the window")
         for count in ("epochs", "patience", "impute_stride"):
             if getattr(self, count) is not None:
                 positive_int(count, getattr(self, count))
@@ -227,8 +233,9 @@ class STTransformerImputer(Imputer):
         if self.patience is not None:
             train["patience"] = self.patience
         settings = TrainingSettings(
-            mask_kind=self.mask_kind, seed=self.seed, device=self.device, **train
-        )
+            mask_kind=self.mask_kind, seed=self.seed, device=self.device,
+            forecast_days=self.forecast_days, **train,
+        )  # fmt: skip
         return net, settings
 
     @property
@@ -243,7 +250,9 @@ class STTransformerImputer(Imputer):
         return bool(self.prior_smooth)
 
     def _prior(self) -> str | None:
-        return self.prior if self.use_covariates else None
+        """The prior used: none without covariates, and none for forecasting (the prior is an
+        imputation reference that needs each day's observations around it)."""
+        return self.prior if self.use_covariates and self.mask_kind != "forecast" else None
 
     def _with_inputs(self, ds: xr.Dataset) -> xr.Dataset:
         """``ds`` with the derived inputs added when they are used."""
@@ -306,9 +315,11 @@ class STTransformerImputer(Imputer):
         ds = self._with_inputs(ds)
         values = np.asarray(ds[TARGET].values, dtype=np.float64)
         observed = np.isfinite(values)
+        cfg0, settings0 = self._configs(0)
         val_mask = validation_mask(  # refuses data too small to validate on, before training
-            observed, self.mask_kind, self._configs(0)[1].val_fraction, seed=self.seed + 7
-        )
+            observed, self.mask_kind, settings0.val_fraction, seed=self.seed + 7,
+            window=cfg0.window, horizon=self.forecast_days,
+        )  # fmt: skip
         # Nothing computed in fit sees the validation entries: statistics, prior, context.
         known = ds.assign({TARGET: ds[TARGET].where(~val_mask)})
         extra, offset = self._extra(known, exclude=val_mask)
@@ -322,15 +333,20 @@ class STTransformerImputer(Imputer):
         samples = SampleSet(y, u, net_cfg.window, settings.stride, net_cfg.patch)
         net = STTransformer(net_cfg)
         history, cancelled = train_network(
-            net, samples, val_mask, settings, y_std=norm.y_std, callbacks=callbacks, cancel=cancel
-        )
+            net, samples, val_mask, settings, y_std=norm.y_std, callbacks=callbacks,
+            cancel=cancel, dynamic_channels=2 * len(norm.dynamic),
+        )  # fmt: skip
         self.net_, self.normalizer_ = net.cpu().eval(), norm
         self.history_, self.cancelled_, self.training_ = history, cancelled, settings.to_dict()
         self._encoded = self._point = None  # inputs and field of the previous fit
         if not distributed.is_main():  # one of several processes: rank 0 calibrates and saves
             return self
         h, w = values.shape[1:]
-        self.calibration_ = calibrate(self, known, values, val_mask[:, :h, :w])
+        # Intervals are calibrated for imputation; a forecaster's residuals grow with the lead.
+        forecasting = self.mask_kind == "forecast"
+        self.calibration_ = (
+            None if forecasting else calibrate(self, known, values, val_mask[:, :h, :w])
+        )
         if self.prior_model_ is not None and val_mask.any():
             # The validation entries have chosen the weights; the reference that estimates the
             # days no fold saw (later periods, days held out whole) may now learn from them.

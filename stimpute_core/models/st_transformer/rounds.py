@@ -72,6 +72,8 @@ def train_round(
         model.mask_kind,
         settings.val_fraction,
         seed=model.seed + 7 + round_index,
+        window=model.net_.cfg.window,
+        horizon=model.forecast_days,
     )
     # As in fit: the validation entries reach no input, no statistic, no prior estimate.
     known = ds.assign({TARGET: ds[TARGET].where(~val_mask)})
@@ -82,7 +84,7 @@ def train_round(
     samples = SampleSet(y, u, net.cfg.window, settings.stride, net.cfg.patch)
     history, cancelled = train_network(
         net, samples, np.pad(val_mask, pad), settings, y_std=norm.y_std,
-        callbacks=callbacks, cancel=cancel,
+        dynamic_channels=2 * len(norm.dynamic), callbacks=callbacks, cancel=cancel,
     )  # fmt: skip
     model.net_ = net.cpu().eval()
     done = max((h["epoch"] for h in model.history_), default=0)
@@ -104,7 +106,7 @@ def train_round(
     model.training_ = {**model.training_, "rounds": rounds}
     model.cancelled_ = bool(model.cancelled_ or cancelled)
     model._encoded = model._point = None
-    if distributed.is_main():  # of several processes, rank 0 calibrates (as in fit)
+    if distributed.is_main() and model.mask_kind != "forecast":  # as in fit
         model.calibration_ = calibrate(model, known, values, val_mask)
         model._encoded = model._point = None
     return model

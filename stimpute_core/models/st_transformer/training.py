@@ -35,6 +35,11 @@ from ..windows import take
 from . import distributed as ddp
 from .core import STTransformer
 from .data import SampleSet
+from .devices import PRECISIONS, autocast_dtype, bf16_native, pick_device  # noqa: F401 (callers)
+from .forecast import blank_future, forecast_days
+
+#: Self-supervised tasks: impute whole days or single entries, or forecast the window's end.
+TRAINING_MASKS = ("time_slice", "point", "forecast")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class TrainingSettings:
     mask_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
     val_fraction: float = 0.1
     max_minutes: float | None = None
+    #: ``mask_kind="forecast"``: the days hidden at the end of every window.
+    forecast_days: int = 7
     seed: int = 0
     device: str | None = None
     amp: bool = True
@@ -60,7 +67,7 @@ class TrainingSettings:
     def __post_init__(self) -> None:
         """Refuse settings that would fail, or silently do nothing, once training has started."""
         optional = [n for n in ("batches_per_epoch",) if getattr(self, n) is not None]
-        for name in ("epochs", "batch_size", "patience", "stride", *optional):
+        for name in ("epochs", "batch_size", "patience", "stride", "forecast_days", *optional):
             positive_int(name, getattr(self, name))
         optional = [n for n in ("max_minutes",) if getattr(self, n) is not None]
         for name in ("lr", "grad_clip", *optional):
@@ -73,8 +80,8 @@ class TrainingSettings:
             values = list(value) if isinstance(value, list | tuple) else [value]
             if not values or not all(positive_number(f) and f < 1 for f in values):
                 raise ValueError(f"{name}={value!r}: expected fractions between 0 and 1")
-        if self.mask_kind not in ("time_slice", "point"):
-            raise ValueError(f"mask_kind={self.mask_kind!r}: expected 'time_slice' or 'point'")
+        if self.mask_kind not in TRAINING_MASKS:
+            raise ValueError(f"mask_kind={self.mask_kind!r}: expected one of {TRAINING_MASKS}")
         if integer("seed", self.seed) < 0:
             raise ValueError(f"seed={self.seed!r}: expected a non-negative integer")
         if not (self.device is None or isinstance(self.device, str)):
@@ -115,72 +122,23 @@ class TrainingProgress:
         return min(1.0, ((self.epoch - 1) * self.steps_per_epoch + self.step) / max(total, 1))
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """CUDA when present (or as asked), else CPU.
-
-    An asked device must exist here: ValueError for an unknown name, and for ``cuda`` (or
-    ``cuda:N``, ``mps``) on a machine where PyTorch sees no such device, before any work.
-    """
-    if not device:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    expected = "expected cpu, cuda or cuda:N"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device {device!r}: {expected}") from None
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise ValueError(f"device {device!r}: no GPU is available here (PyTorch sees no "
-                             "CUDA device); use cpu")  # fmt: skip
-        if dev.index is not None and dev.index >= n:
-            raise ValueError(
-                f"device {device!r}: this machine has {n} GPU(s), cuda:0..cuda:{n - 1}"
-            )
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(f"device {device!r}: no Apple GPU (MPS) is available here; use cpu")
-    elif dev.type != "cpu":
-        raise ValueError(f"device {device!r}: {expected}")
-    return dev
-
-
-#: Inference precisions: ``"auto"`` (bfloat16 on a GPU that computes it natively, float32 on
-#: the CPU, where a whole-cube imputation was not faster in bfloat16), ``"float32"``,
-#: ``"bfloat16"``.
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def bf16_native(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 matrix products natively (a GPU that supports it, a
-    CPU with AVX-512 BF16 or AMX through oneDNN); elsewhere bfloat16 is emulated and slower."""
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # an older or leaner torch build
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The dtype to autocast to for ``precision`` on ``device`` (None: stay in float32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-    auto_fp32 = device.type != "cuda" or not bf16_native(device)
-    if precision == "float32" or (precision == "auto" and auto_fp32):
-        return None
-    return torch.bfloat16
-
-
 #: Fewest observed entries from which a validation split is drawn.
 MIN_VALIDATION_ENTRIES = 20
 
 
-def validation_mask(observed: np.ndarray, kind: str, fraction: float, seed: int) -> np.ndarray:
+def validation_mask(
+    observed: np.ndarray,
+    kind: str,
+    fraction: float,
+    seed: int,
+    *,
+    window: int = 72,
+    horizon: int = 7,
+) -> np.ndarray:
     """The observed entries kept out of every training input to score each epoch: ``fraction``
-    of them, as whole days (``kind="time_slice"``) or single entries (``"point"``).
+    of them, as whole days (``kind="time_slice"``) or single entries (``"point"``); for
+    ``"forecast"``, the last ``horizon`` days of every validation window (:func:`forecast_days`),
+    so that each epoch is scored on forecasts.
 
     Without validation entries no epoch can be scored and early stopping would keep whatever the
     last epoch left ("best validation MAE nan"), so too small a selection (fewer than
@@ -190,12 +148,14 @@ def validation_mask(observed: np.ndarray, kind: str, fraction: float, seed: int)
     obs = np.asarray(observed, dtype=bool)
     n_obs = int(obs.sum())
     mask = np.zeros_like(obs)
-    if n_obs >= MIN_VALIDATION_ENTRIES:
+    if n_obs >= MIN_VALIDATION_ENTRIES and kind == "forecast":
+        mask = forecast_days(obs.shape[0], window, horizon)[:, None, None] & obs
+    elif n_obs >= MIN_VALIDATION_ENTRIES:
         mask = holdout_mask(obs, kind, fraction, seed=seed)
     if not mask.any():
         days = int(obs.reshape(obs.shape[0], -1).any(axis=1).sum())
         need = f"at least {MIN_VALIDATION_ENTRIES} observed entries"
-        if kind == "time_slice":
+        if kind != "point":
             min_days = next(n for n in range(1, 10**6) if round(fraction * n) >= 1)
             need += f" on at least {min_days} observed days (whole days are held out)"
         raise ValueError(
@@ -230,13 +190,17 @@ def train_network(
     settings: TrainingSettings,
     *,
     y_std: float,
+    dynamic_channels: int = 0,
     callbacks: Sequence[Callable[[TrainingProgress], None]] = (),
     cancel=None,
 ) -> tuple[list[dict], bool]:
     """Train ``net`` in place; return the per-epoch history and whether it was cancelled.
 
     ``val_mask`` (T, H, W) marks observed entries kept out of every training input and used for
-    early stopping (MAE in original units, via ``y_std``).
+    early stopping (MAE in original units, via ``y_std``). ``mask_kind="forecast"``: every
+    sample hides its last ``forecast_days`` days, and half the samples also lose those days'
+    time-varying covariates (the first ``dynamic_channels`` channels), so the network learns
+    to forecast with and without the future's weather.
     """
     device = pick_device(settings.device)
     world = ddp.world_size()
@@ -256,10 +220,14 @@ def train_network(
 
     observed = np.isfinite(samples.y)
     usable = observed & ~val_mask
+    ahead = settings.forecast_days if settings.mask_kind == "forecast" else 0
+    if ahead:  # every start day: with a fixed stride, passes would fall on fixed lead days
+        samples = SampleSet(samples.y, samples.u, samples.window, 1, samples.patch)
     train_ids = [
         i
         for i in range(len(samples))
-        if take(usable, *samples.index[i], samples.window, samples.patch).sum() >= 2
+        if (part := take(usable, *samples.index[i], samples.window, samples.patch)).sum() >= 2
+        and (not ahead or part[-ahead:].any())  # a forecast sample has something to forecast
     ]
     # Validation windows do not overlap (stride = window): each validation entry counts once.
     val_samples = SampleSet(samples.y, samples.u, samples.window, samples.window, samples.patch)
@@ -301,7 +269,12 @@ def train_network(
         for k, i in enumerate(ids):
             y, u = source.get(i, blocked=val_mask if training else None)
             obs = np.isfinite(y)
-            if training:
+            if training and settings.mask_kind == "forecast":
+                hidden = obs.copy()
+                hidden[: -settings.forecast_days] = False
+                if dynamic_channels and rng.random() < 0.5:
+                    u = blank_future(u, settings.forecast_days, dynamic_channels)
+            elif training:
                 p = float(rng.choice(settings.mask_fractions))
                 hidden = hide_entries(obs, settings.mask_kind, p, rng)
             else:
