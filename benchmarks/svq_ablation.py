@@ -147,12 +147,16 @@ def ablation(variants: list[str], holdout: str, minutes: float, seeds: int, tag:
         name = "st-transformer" if v == "none" else "st-transformer-svq"
         options = {"profile": "quick", "max_minutes": minutes, **_variant(v)}
         options.pop("bottleneck", None)
+        label = "st-transformer" if v == "none" else f"st-transformer-svq-{v}"
+
+        def partial(rows: pd.DataFrame, label: str = label) -> None:  # after every model run
+            save(pd.concat([*frames, rows.assign(model=label)], ignore_index=True))
+
         res = run_benchmark(
             ds, [name], holdouts=[h.replace("-", "_") for h in holdout.split(",")],
-            seeds=range(seeds), st_options=options, progress=print,
+            seeds=range(seeds), st_options=options, progress=print, on_result=partial,
         )  # fmt: skip
-        res["model"] = "st-transformer" if v == "none" else f"st-transformer-svq-{v}"
-        frames.append(res)
+        frames.append(res.assign(model=label))
         save(pd.concat(frames, ignore_index=True))
 
 
