@@ -357,6 +357,9 @@ def _check_weights(weights: Path, cfg: STTransformerConfig, norm: Normalizer, me
         )
     for section, ours in (("network", cfg.to_dict()), ("normalizer", norm.to_dict())):
         saved = record.get(section)
+        if section == "network" and isinstance(saved, dict):
+            # A field added since the weights were saved has its default in them.
+            saved = {**STTransformerConfig().to_dict(), **saved}
         for key in sorted(set(ours) | set(saved or {})):
             if saved is not None and ours.get(key) != saved.get(key):
                 name, mine, theirs = f"{section}.{key}", ours.get(key), saved.get(key)

@@ -4,8 +4,10 @@ Training (``mask_kind="forecast"``, ``stimpute train --mask forecast``): every t
 hides all observations of its last ``forecast_days`` days and the loss is taken there, so the
 network learns to continue the window; half the samples also lose those days' time-varying
 covariates. Windows start on every day (not every ``stride`` days): with passes on a fixed
-revisit, a fixed stride would put them on the same lead days in every sample. Validation scores forecasts too (the last days of each validation window). No prior
-is used (it is an imputation reference built from the observations around each day).
+revisit, a fixed stride would put them on the same lead days in every sample. Validation
+scores forecasts too (the last days of each validation window). No prior is used (it is an
+imputation reference built from the observations around each day), and no intervals are
+calibrated (they are calibrated for imputation; a forecast's error grows with the lead).
 
 :func:`forecast` extends the data by ``days`` days from ``start`` (default: the day after the
 last day) and reads the network's output on the last window, which ends on the last forecast
