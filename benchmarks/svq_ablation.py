@@ -126,7 +126,9 @@ def steps(variants: list[str]) -> None:
     atomic_write(target, lambda tmp: tmp.write_text(json.dumps(payload, indent=1)))
 
 
-def ablation(variants: list[str], holdout: str, minutes: float, seeds: int, tag: str) -> None:
+def ablation(
+    variants: list[str], holdout: str, minutes: float, seeds: int, tag: str, no_prior: bool
+) -> None:
     import pandas as pd
 
     from stimpute_core.benchmark import run_benchmark, to_records
@@ -144,10 +146,12 @@ def ablation(variants: list[str], holdout: str, minutes: float, seeds: int, tag:
         atomic_write(target, lambda tmp: tmp.write_text(json.dumps(payload, indent=1)))
 
     for v in variants:
-        name = "st-transformer" if v == "none" else "st-transformer-svq"
+        # The registered variants fix what None cannot ask for (make_imputer reads None as
+        # "the default"): st-transformer-noprior is the network alone.
+        name = "st-transformer-noprior" if no_prior else "st-transformer"
         options = {"profile": "quick", "max_minutes": minutes, **_variant(v)}
-        options.pop("bottleneck", None)
         label = "st-transformer" if v == "none" else f"st-transformer-svq-{v}"
+        label += "-noprior" if no_prior else ""
 
         def partial(rows: pd.DataFrame, label: str = label) -> None:  # after every model run
             save(pd.concat([*frames, rows.assign(model=label)], ignore_index=True))
@@ -169,12 +173,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--no-prior", action="store_true", help="the ST-Transformer without prior")
     args = parser.parse_args()
     variants = args.variants.split(",")
     if args.steps:
         steps(variants)
     if args.ablation:
-        ablation(variants, args.holdout, args.minutes, args.seeds, args.tag)
+        ablation(variants, args.holdout, args.minutes, args.seeds, args.tag, args.no_prior)
 
 
 if __name__ == "__main__":
