@@ -68,3 +68,18 @@ def no_whole_cube(monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(dask.array.Array, "__array__", guarded)
+
+
+@pytest.fixture(scope="session")
+def tile_store(tmp_path_factory):
+    """A small scenario in a Zarr store of 12 x 12 tiles: 6 full tiles, 3 partial ones (the
+    last row of tiles is 2 cells high), read by the tile-sample and tile-round tests."""
+    from stimpute_core.data.grid import GridBox
+    from stimpute_core.data.scenario import ScenarioConfig, make_scenario
+    from stimpute_core.data.zarr_io import write_zarr
+
+    box = GridBox(row0=3400, col0=7600, nrows=26, ncols=36)
+    cfg = ScenarioConfig(seed=8, start="2019-01-01", end="2019-06-30", box=box, n_stations=3)
+    path = tmp_path_factory.mktemp("tiles") / "in.zarr"
+    write_zarr(make_scenario(cfg), path, tile=12)
+    return path

@@ -7,29 +7,18 @@ import pytest
 
 from stimpute_core import tiles
 from stimpute_core.data.contract import TARGET, validate
-from stimpute_core.data.grid import GridBox
-from stimpute_core.data.scenario import ScenarioConfig, make_scenario
-from stimpute_core.data.zarr_io import open_zarr, write_zarr
+from stimpute_core.data.zarr_io import open_zarr
 from stimpute_core.models.base import OUTPUT_NAME
 from stimpute_core.tile_sample import sample_tiles
 
 pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    box = GridBox(row0=3400, col0=7600, nrows=26, ncols=36)
-    cfg = ScenarioConfig(seed=8, start="2019-01-01", end="2019-06-30", box=box, n_stations=3)
-    path = tmp_path_factory.mktemp("sample") / "in.zarr"
-    write_zarr(make_scenario(cfg), path, tile=12)  # 3 x 3 tiles; the last row only 2 cells
-    return path
-
-
-def test_mosaic_holds_the_drawn_tiles_side_by_side(store):
-    mosaic = sample_tiles(store, 4, seed=3)
+def test_mosaic_holds_the_drawn_tiles_side_by_side(tile_store):
+    mosaic = sample_tiles(tile_store, 4, seed=3)
     validate(mosaic, source="mosaic")
     assert dict(mosaic.sizes) == {"time": 181, "y": 24, "x": 24} and "insitu" not in mosaic
-    src = open_zarr(store)
+    src = open_zarr(tile_store)
     picked = mosaic.attrs["tile_sample"].split(": ", 1)[1].split(", ")
     assert len(picked) == 4 and all("rows 24" not in p for p in picked)  # full tiles only
     first = picked[0].split()
@@ -40,36 +29,36 @@ def test_mosaic_holds_the_drawn_tiles_side_by_side(store):
     )
     step = float(src["x"][1] - src["x"][0])
     np.testing.assert_allclose(np.diff(mosaic["x"].values), step)
-    assert sample_tiles(store, 4, seed=3).identical(mosaic)
-    assert not sample_tiles(store, 4, seed=4).identical(mosaic)
+    assert sample_tiles(tile_store, 4, seed=3).identical(mosaic)
+    assert not sample_tiles(tile_store, 4, seed=4).identical(mosaic)
 
 
-def test_too_many_tiles_are_refused(store):
+def test_too_many_tiles_are_refused(tile_store):
     with pytest.raises(ValueError, match="6 full tiles of 12 x 12 cells"):
-        sample_tiles(store, 7)
+        sample_tiles(tile_store, 7)
     with pytest.raises(ValueError, match="count=0"):
-        sample_tiles(store, 0)
+        sample_tiles(tile_store, 0)
 
 
-def test_a_model_fitted_on_a_sample_imputes_the_whole_store_in_tiles(store, tmp_path):
+def test_a_model_fitted_on_a_sample_imputes_the_whole_store_in_tiles(tile_store, tmp_path):
     from stimpute_core.models.st_transformer.model import STTransformerImputer
 
     model = STTransformerImputer(profile="tiny", epochs=1, prior=None, seed=0)
-    ckpt = model.fit(sample_tiles(store, 3, seed=0)).save(tmp_path / "ckpt")
-    tiles.impute_tiled(store, str(ckpt), tmp_path / "out.zarr")
+    ckpt = model.fit(sample_tiles(tile_store, 3, seed=0)).save(tmp_path / "ckpt")
+    tiles.impute_tiled(tile_store, str(ckpt), tmp_path / "out.zarr")
     field = open_zarr(tmp_path / "out.zarr", check=False)[OUTPUT_NAME].values
     assert field.shape == (181, 26, 36) and np.isfinite(field).all()
 
 
-def test_train_command_on_a_sample_of_tiles(store, tmp_path, capsys):
+def test_train_command_on_a_sample_of_tiles(tile_store, tmp_path, capsys):
     from stimpute_core.cli import main
 
     out = tmp_path / "ckpt"
-    argv = ["train", "--data", str(store), "--out", str(out), "--profile", "tiny",
+    argv = ["train", "--data", str(tile_store), "--out", str(out), "--profile", "tiny",
             "--epochs", "1", "--prior", "none", "--sample-tiles", "2", "--quiet"]  # fmt: skip
     assert main(argv) == 0 and (out / "config.json").is_file()
     assert "1 epoch(s)" in capsys.readouterr().err  # the untrained score is not an epoch
     nc = tmp_path / "in.nc"
-    open_zarr(store).load().to_netcdf(nc)
+    open_zarr(tile_store).load().to_netcdf(nc)
     assert main([*argv[:2], str(nc), "--out", str(tmp_path / "other"), *argv[5:]]) == 2
     assert "not a Zarr store" in capsys.readouterr().err
